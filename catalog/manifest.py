@@ -1,0 +1,68 @@
+"""The publication manifest: the single source of truth that a title version is published.
+
+Written last, once, by a conditional create. Everything a later audit needs
+is in it: what went in (source checksum and probe), how (recipe, stage
+versions and parameters, per-shot pieces), what QC said, who decided, and the
+checksum of every output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA = "reel.manifest/1"
+
+
+class OutputRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="path relative to the version folder")
+    sha256: str
+    size_bytes: int
+    kind: str = Field(description="master, delivery, qc-report, qc-image")
+    codec: str | None = None
+
+
+class SourceRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="file name the source was ingested from")
+    sha256: str
+    size_bytes: int
+    key: str = Field(description="storage key of the untouched original")
+    frames: int
+    fps: str
+    width: int
+    height: int
+    bit_depth: int
+    audio_streams: int
+
+
+class ShotRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shot: int
+    start_frame: int
+    end_frame: int
+    start_timecode: str
+    segments: list[str] = Field(description="storage keys of the restored pieces, in order")
+    stage_reports: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_: str = Field(SCHEMA, alias="schema")
+    title: str
+    version: str
+    created_utc: str
+    reel_version: str
+    source: SourceRecord
+    recipe: dict[str, Any] = Field(description="the recipe as given, plus its chain hash")
+    stages: list[dict[str, Any]] = Field(description="name, version and full parameters of each stage, in order")
+    output_size: list[int]
+    shots: list[ShotRecord]
+    qc: dict[str, Any]
+    review: dict[str, Any]
+    outputs: list[OutputRecord] = Field(description="the first output is the restored archival master")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)

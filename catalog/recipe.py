@@ -1,0 +1,114 @@
+"""Recipes: the ordered stages (with parameters) and masters a title is restored with.
+
+A recipe's identity is the hash of every stage's name, version and
+parameters: it is part of every restored segment's storage key, so changing a
+parameter or bumping a stage version makes new segments, and nothing else does.
+Parsing only: reading files is the caller's job (this ring does no I/O).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.registry import STAGES, make_stage
+from models.stage import Stage
+
+MasterCodec = Literal["ffv1", "prores"]
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(description="stage name, see `reel stages`")
+    params: dict[str, Any] = Field(default_factory=dict, description="parameters overriding the stage defaults")
+
+    @model_validator(mode="after")
+    def _known(self) -> StageSpec:
+        make_stage(self.name, self.params)  # raises ValueError on unknown stage or bad params
+        return self
+
+
+class QCThresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_ssim: float = Field(0.6, ge=0, le=1, description="structure kept vs source (luma SSIM) below this -> review")
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="recipe name")
+    stages: list[StageSpec] = Field(default_factory=list, description="stages in the order they run")
+    masters: list[MasterCodec] = Field(default_factory=lambda: ["ffv1", "prores"],
+                                       description="masters to publish; the first is the archival master")
+    qc: QCThresholds = Field(default_factory=QCThresholds)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return [{"name": s} if isinstance(s, str) else s for s in (v or [])]
+
+    @field_validator("masters")
+    @classmethod
+    def _masters(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("masters must list at least one codec, each once")
+        return v
+
+    def build(self) -> list[Stage]:
+        """Fresh stage objects, in order."""
+        return [make_stage(s.name, s.params) for s in self.stages]
+
+    def chain(self) -> list[dict[str, Any]]:
+        """Name, version and full parameters (defaults filled in) of every stage."""
+        return [stage.spec() for stage in self.build()]
+
+    def chain_hash(self) -> str:
+        """16 hex digits identifying what the stages do (not the masters or QC thresholds)."""
+        blob = json.dumps(self.chain(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def context_frames(self) -> int:
+        """Halo a chunk needs: stages run one after another, so their contexts add up."""
+        return sum(s.context_frames for s in self.build())
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        for s in self.build():
+            width, height = s.output_size(width, height)
+        return width, height
+
+
+BUILTIN_RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(name="identity", stages=[]),
+        Recipe(name="defects", stages=["deflicker", "dust", "denoise"]),
+        Recipe(name="default", stages=["deflicker", "dust", "denoise",
+                                       {"name": "upscale", "params": {"scale": 2.0}}]),
+        Recipe(name="uhd", stages=["deflicker", "dust", "denoise",
+                                   {"name": "upscale", "params": {"target": "uhd"}}]),
+    )
+}
+
+
+def parse_recipe(text: str, fmt: str) -> Recipe:
+    """Parse recipe text in 'yaml' or 'toml'; errors are ValueErrors with one line."""
+    try:
+        data = tomllib.loads(text) if fmt == "toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"recipe is not valid {fmt}: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ValueError("recipe must be a mapping with 'name' and 'stages'")
+    try:
+        return Recipe.model_validate(data)
+    except Exception as e:
+        errors = getattr(e, "errors", None)
+        msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errors()) if callable(errors) else str(e)
+        raise ValueError(f"invalid recipe: {msg}") from None
+
+
+def known_stage_names() -> list[str]:
+    return sorted(STAGES)

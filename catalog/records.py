@@ -1,0 +1,57 @@
+"""Small records that travel between tasks (keys and metadata, never frames)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from catalog.ids import validate_title_id
+
+
+class IngestRecord(BaseModel):
+    """What ingest made of a source: the stored original and its frame-exact mezzanine chunks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: str
+    source_name: str
+    source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    source_size_bytes: int
+    original_key: str
+    frames: int = Field(ge=1)
+    fps: str = Field(description="exact frames per second as num/den")
+    width: int
+    height: int
+    bit_depth: int = Field(description="8 or 16: precision of the mezzanine")
+    color: dict[str, Any]
+    chunk_frames: int
+    chunks: list[str] = Field(description="mezzanine keys; chunk i holds frames [i*chunk_frames, ...)")
+    audio_streams: int
+    probe: dict[str, Any]
+
+    def model_post_init(self, _: Any) -> None:
+        validate_title_id(self.title)
+
+    @property
+    def fps_fraction(self) -> Fraction:
+        return Fraction(self.fps)
+
+    @property
+    def work_prefix(self) -> str:
+        return f"work/{self.title}/{self.source_sha256}"
+
+
+class SegmentRecord(BaseModel):
+    """One restored piece of a shot, stored as a lossless 16-bit segment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    key: str
+    shot: int
+    part: int
+    start: int
+    end: int
+    width: int
+    height: int
+    reports: list[dict[str, Any]] = Field(default_factory=list, description="one small report per stage")
+    reused: bool = Field(False, description="true when an identical earlier output was found and kept")

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from models.clip import Clip, ColorInfo, to_uint
+from models.metrics import cut_scores, mask_scores
+from models.shots import HEAL, decide_cuts, detect_cuts, pair_scores, signature
+from models.synth import SynthConfig, render_film
+
+
+def test_clip_checks_itself():
+    with pytest.raises(ValueError, match="shape"):
+        Clip(np.zeros((4, 4, 3), np.float32), Fraction(24))
+    with pytest.raises(ValueError, match="float32"):
+        Clip(np.zeros((1, 4, 4, 3), np.uint8), Fraction(24))
+    with pytest.raises(ValueError, match="fps"):
+        Clip(np.zeros((1, 4, 4, 3), np.float32), Fraction(0))
+    with pytest.raises(ValueError):
+        ColorInfo(bit_depth=9)
+    u16 = (np.arange(2 * 4 * 4 * 3) * 1000 % 65536).astype(np.uint16).reshape(2, 4, 4, 3)
+    c = Clip.from_uint(u16, Fraction(24000, 1001), first_frame=5)
+    assert np.array_equal(c.to_uint(np.uint16), u16)
+    assert c.slice(1, 2).first_frame == 6
+    assert np.array_equal(to_uint(np.array([0.0, 0.5, 1.0, 2.0], np.float32), np.uint8), [0, 128, 255, 255])
+
+
+def test_synthetic_cuts_found_exactly_with_every_degradation_on():
+    for seed in (0, 1, 2):
+        f = render_film(SynthConfig(seed=seed, shots=4, frames_per_shot=20))
+        frames = f.degraded.astype(np.float32) / 255
+        assert detect_cuts(frames) == f.truth["cuts"], seed
+
+
+def test_flash_and_blotch_frames_are_not_cuts():
+    f = render_film(SynthConfig(seed=5, shots=2, frames_per_shot=20))
+    frames = f.degraded.astype(np.float32) / 255
+    frames[7] = 0.3 * frames[7] + 0.7  # a flash toward white
+    frames[13, 40:200, 60:260] = 0.95  # a huge single-frame blotch
+    assert detect_cuts(frames) == f.truth["cuts"]
+
+
+def test_chunked_scores_equal_serial_scores():
+    f = render_film(SynthConfig(seed=4, shots=3, frames_per_shot=10))
+    frames = f.degraded.astype(np.float32) / 255
+    sigs = np.stack([signature(x) for x in frames])
+    serial = pair_scores(sigs, 0, len(sigs))
+    parts = []
+    for start in range(0, len(sigs), 7):  # odd chunk length on purpose
+        count = min(7, len(sigs) - start)
+        lo, hi = max(0, start - 1), min(len(sigs), start + count + HEAL)
+        parts.append(pair_scores(sigs[lo:hi], start - lo, count))
+    chunked = np.concatenate(parts)
+    assert np.array_equal(np.nan_to_num(serial, nan=-1), np.nan_to_num(chunked, nan=-1))
+    assert decide_cuts(chunked) == decide_cuts(serial) == f.truth["cuts"]
+
+
+def test_scores_count_true_and_false_positives():
+    assert cut_scores([10, 20, 31], [10, 30]) == {"precision": 2 / 3, "recall": 1.0, "f1": 0.8}
+    m = np.zeros((2, 2), bool)
+    t = m.copy()
+    t[0, 0] = True
+    assert mask_scores(m, t)["recall"] == 0.0
