@@ -1,0 +1,298 @@
+"""The `reel` command line. Errors are one line on stderr and a non-zero exit (--debug for tracebacks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+# --- synth -------------------------------------------------------------------------------------
+def companion(path: Path, suffix: str) -> Path:
+    """film.mkv -> film.clean.mkv / film.truth.json."""
+    return path.with_name(path.stem + suffix)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from infra.media import write_film
+    from models.synth import SynthConfig, render_film
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mkv":
+        raise ValueError(f"synth writes Matroska: give an OUT.mkv path, got {str(out)!r}")
+    w, h = _parse_wxh(args.size)
+    cfg = SynthConfig(width=w, height=h, shots=args.shots, frames_per_shot=args.frames_per_shot,
+                      fps=Fraction(args.fps), seed=args.seed)
+    film = render_film(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    audio = (film.audio, film.audio_sample_rate)
+    write_film(out, film.degraded, cfg.fps, audio)
+    clean = companion(out, ".clean.mkv")
+    write_film(clean, film.clean, cfg.fps, audio)
+    truth = companion(out, ".truth.json")
+    truth.write_text(json.dumps(film.truth))
+    print(f"degraded: {out}\nclean:    {clean}\ntruth:    {truth}")
+    print(f"{film.truth['frames']} frames at {film.truth['fps']} fps, cuts {film.truth['cuts']}")
+    return 0
+
+
+def _parse_wxh(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must be WxH like 320x240, got {text!r}") from None
+    return w, h
+
+
+# --- shots -------------------------------------------------------------------------------------
+def detect_file_cuts(source: Path) -> dict[str, Any]:
+    from infra.media import iter_frames, probe
+    from infra.settings import load_settings
+    from models.shots import decide_cuts, pair_scores, signature
+
+    info = probe(source, timeout_s=load_settings().probe_timeout_s)
+    assert info.video is not None
+    sigs = np.stack([signature(f.astype(np.float32) / np.float32(255)) for f in iter_frames(source, depth=8)])
+    cuts = decide_cuts(pair_scores(sigs, 0, len(sigs)))
+    fps = info.video.fps
+    return {"cuts": cuts, "frames": int(len(sigs)), "fps": f"{fps.numerator}/{fps.denominator}",
+            "cut_seconds": [round(float(Fraction(c) / fps), 6) for c in cuts]}
+
+
+def cmd_shots(args: argparse.Namespace) -> int:
+    result = detect_file_cuts(_existing(args.source))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(" ".join(str(c) for c in result["cuts"]))
+    return 0
+
+
+# --- stages / stage ----------------------------------------------------------------------------
+def cmd_stages(args: argparse.Namespace) -> int:
+    from models.registry import describe_stages
+
+    for row in describe_stages():
+        print(f"{row['name']} (v{row['version']}, context {row['context_frames']} frames): {row['description']}")
+        for p in row["params"]:
+            print(f"    {p['name']} = {p['default']!r}  {p['description']}")
+    return 0
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """['radius=5', 'target=uhd'] -> {'radius': 5, 'target': 'uhd'} (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def windowed(frames: Iterator[np.ndarray], pieces: list[Any]) -> Iterator[tuple[Any, np.ndarray]]:
+    """Yield (piece, frames[read_start:read_end]) from one sequential decode, holding one window at a time."""
+    buf: list[np.ndarray] = []
+    buf_start = 0
+    for piece in pieces:
+        while buf_start + len(buf) < piece.read_end:
+            buf.append(next(frames))
+        drop = piece.read_start - buf_start
+        if drop > 0:
+            del buf[:drop]
+            buf_start = piece.read_start
+        yield piece, np.stack(buf[: piece.read_end - buf_start])
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from catalog.shots import plan_pieces, shot_table
+    from infra.media import encode_master, iter_frames, probe
+    from infra.settings import load_settings
+    from models.clip import Clip
+    from models.registry import make_stage
+
+    stage = make_stage(args.name, parse_sets(args.set or []))
+    src = _existing(args.input)
+    settings = load_settings()
+    info = probe(src, timeout_s=settings.probe_timeout_s)
+    v = info.video
+    assert v is not None
+    depth = 8 if v.bit_depth <= 8 else 16
+    out = Path(args.output)
+    codec = "prores" if out.suffix.lower() == ".mov" else "ffv1"
+    total = v.frames or _count(src)
+    pieces = plan_pieces(shot_table([], total, v.fps), settings.piece_frames, stage.context_frames)
+    ow, oh = stage.output_size(v.width, v.height)
+
+    def restored() -> Iterator[np.ndarray]:
+        for piece, frames in _progress(windowed(iter_frames(src, depth=depth), pieces), len(pieces), args.name):
+            clip = Clip.from_uint(frames, v.fps, piece.read_start, v.color)
+            clip = stage(clip).slice(piece.start - piece.read_start, piece.end - piece.read_start)
+            yield from clip.to_uint(np.uint16)
+
+    tmp = out.with_name(f".{out.name}.partial")
+    written = encode_master(restored(), tmp, width=ow, height=oh, fps=v.fps, codec=codec,
+                            audio_source=str(src) if info.audio else None)
+    os.replace(tmp, out)
+    print(f"{args.name}: {written} frames -> {out} ({ow}x{oh}, {codec})")
+    return 0
+
+
+def _count(src: Path) -> int:
+    from infra.media import count_frames
+
+    return count_frames(src)
+
+
+def _progress(items: Any, total: int, label: str) -> Any:
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        job = bar.add_task(label, total=total)
+        for item in items:
+            yield item
+            bar.advance(job)
+
+
+# --- restore / demo ----------------------------------------------------------------------------
+def restore_to_dir(source: Path, title: str | None, recipe: str, out_dir: Path) -> dict[str, Any]:
+    """Run restore-title and copy the published version into out_dir; return paths and the manifest."""
+    from catalog.ids import slugify, validate_title_id
+    from flows.recipes import resolve_recipe
+    from flows.restore_title import run_restore
+    from tasks.common import current_store
+
+    title = validate_title_id(title) if title else slugify(source.stem)
+    rec = resolve_recipe(recipe)  # fail on a bad recipe before starting anything
+    summary = run_restore(str(source.resolve()), title, rec)
+    manifest = summary["manifest"]
+    store = current_store()
+    prefix = f"published/{title}/{manifest['version']}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for o in manifest["outputs"]:
+        dest = out_dir / o["path"]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        store.get_file(f"{prefix}/{o['path']}", dest)
+    store.get_file(f"{prefix}/manifest.json", out_dir / "manifest.json")
+    images = [o["path"] for o in manifest["outputs"] if o["kind"] == "qc-image"]
+    return {"title": title, "version": manifest["version"], "dir": out_dir,
+            "master": out_dir / manifest["outputs"][0]["path"], "manifest": out_dir / "manifest.json",
+            "qc": out_dir / "qc.json", "before_after": out_dir / images[0] if images else None,
+            "manifest_data": manifest, "summary": summary}
+
+
+def _print_published(r: dict[str, Any]) -> None:
+    s = r["summary"]
+    print(f"published {r['title']} {r['version']} ({s['shots']} shots; pieces restored {s['pieces_restored']}, "
+          f"reused {s['pieces_reused']})")
+    for label in ("master", "manifest", "qc", "before_after"):
+        print(f"  {label + ':':14s}{r[label]}")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    source = _existing(args.source)
+    out = Path(args.out) if args.out else Path("reel-out")
+    _print_published(restore_to_dir(source, args.title, args.recipe, out))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    base = Path(args.dir)
+    film = base / "film.mkv"
+    t0 = time.perf_counter()
+    synth_args = argparse.Namespace(out=str(film), seed=args.seed, size=args.size, shots=4, frames_per_shot=24,
+                                    fps="24")
+    cmd_synth(synth_args)
+    r = restore_to_dir(film, "demo", args.recipe, base / "published")
+    _print_published(r)
+    print(f"demo finished in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+# --- plumbing ----------------------------------------------------------------------------------
+def _existing(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not p.is_file():
+        raise ValueError(f"{path}: not a regular file")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="reel", description="Restore old films shot by shot.")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="render a synthetic degraded film with ground truth")
+    p.add_argument("out", help="OUT.mkv (also writes OUT.clean.mkv and OUT.truth.json)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", default="320x240", help="WxH")
+    p.add_argument("--shots", type=int, default=4)
+    p.add_argument("--frames-per-shot", type=int, default=24)
+    p.add_argument("--fps", default="24", help="frames per second, e.g. 24 or 24000/1001")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("shots", help="detect cuts (0-based first frame of each new shot)")
+    p.add_argument("source")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_shots)
+
+    p = sub.add_parser("stages", help="list stages with parameters and defaults")
+    p.set_defaults(func=cmd_stages)
+
+    p = sub.add_parser("stage", help="run one stage over a clip, no orchestration")
+    p.add_argument("name")
+    p.add_argument("input")
+    p.add_argument("output", help=".mkv (FFV1 16-bit) or .mov (ProRes 422 HQ)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="stage parameter (repeatable)")
+    p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("restore", help="restore and publish a title through the restore-title flow")
+    p.add_argument("source")
+    p.add_argument("--title", help="title id (default: from the file name)")
+    p.add_argument("--recipe", default="default", help="identity, defects, default, uhd, or a .yaml/.toml file")
+    p.add_argument("--out", help="copy the published version here (default ./reel-out)")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("demo", help="synthesise a degraded film and restore it end to end")
+    p.add_argument("--dir", default="reel-demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", default="320x240")
+    p.add_argument("--recipe", default="default")
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Dask's per-worker INFO lines drown the flow's own progress; warnings still show.
+    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("reel: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one clear line, unless --debug
+        if args.debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"reel: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

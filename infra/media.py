@@ -1,0 +1,1006 @@
+"""Media I/O: probe files safely, decode frame-exact to RGB, write lossless FFV1 and masters.
+
+Frames crossing this module's boundary are RGB in the working space of
+`models.clip` (BT.709, full range): numpy arrays of shape (H, W, 3), uint8
+(0..255) or uint16 (0..65535, full scale). Y'CbCr sources are converted with
+their own matrix and range here, in numpy (float32, the exact BT.601/709/2020
+equations), in both directions. swscale in this FFmpeg build is not precise
+enough for a 16-bit pipeline: Y'CbCr->RGB with default flags is off by up to
+3 code values at 8 bits, its rgb48 output is only about 8-bit accurate, RGB48
+->10-bit Y'CbCr is off by up to 3.6 code values, and bilinear + full chroma
+interpolation to rgb48 corrupts pixels outright.
+
+Untrusted files are probed in a child process (`probe`): FFmpeg can crash on a
+stream truncated inside its first frame (PyAV issue 2344). The decoding
+functions run in-process and are meant for files that passed `probe`.
+
+Every user-facing failure raises `MediaError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from models.clip import ColorInfo
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# FFmpeg's names for the colour enums (libavutil/pixfmt.h), by enum value.
+_MATRIX_NAMES = {
+    0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
+    9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 12: "chroma-derived-nc", 13: "chroma-derived-c",
+    14: "ictcp", 15: "ipt-c2", 16: "ycgco-re", 17: "ycgco-ro",
+}
+_PRIMARIES_NAMES = {
+    1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
+    10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213",
+}
+_TRANSFER_NAMES = {
+    1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "linear", 9: "log100",
+    10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1", 14: "bt2020-10",
+    15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67",
+}
+_RANGE_NAMES = {1: "tv", 2: "pc"}
+_MATRIX_IDS = {name: value for value, name in _MATRIX_NAMES.items()}
+_PRIMARIES_IDS = {name: value for value, name in _PRIMARIES_NAMES.items()}
+_TRANSFER_IDS = {name: value for value, name in _TRANSFER_NAMES.items()}
+_RANGE_IDS = {name: value for value, name in _RANGE_NAMES.items()}
+
+# (Kr, Kb) luma coefficients of the Y'CbCr matrices we can convert.
+_LUMA_COEFFS = {
+    "bt709": (0.2126, 0.0722),
+    "fcc": (0.30, 0.11),
+    "bt470bg": (0.299, 0.114),
+    "smpte170m": (0.299, 0.114),
+    "smpte240m": (0.212, 0.087),
+    "bt2020nc": (0.2627, 0.0593),
+}
+
+# Demuxers that turn plain text into "video" (ANSI art): a .txt file would otherwise probe fine.
+_TEXT_DEMUXERS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
+
+_AUDIO_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+class MediaError(ValueError):
+    """A media file cannot be read or written; the message is one line a user can act on."""
+
+
+# --- descriptions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The first video stream.
+
+    fps:       exact frame rate (the stream's average rate, else FFmpeg's guess).
+    frames:    frame count stored by the container, else duration x fps rounded
+               (exact for constant-rate files), None when neither is known.
+    bit_depth: bits per component of `pix_fmt` (8, 9, 10, 12, 14 or 16).
+    color:     matrix/primaries/transfer/range from the stream or its first frame,
+               with defaults for unspecified values (see `probe`).
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    frames: int | None
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    color: ColorInfo
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """One audio stream; `index` is the stream's index in the container (all stream types)."""
+
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What `probe` found in a file."""
+
+    path: str
+    format_name: str
+    duration_seconds: float | None
+    video: VideoInfo | None
+    audio: tuple[AudioInfo, ...]
+    subtitle_streams: int
+
+    def to_dict(self) -> dict:
+        """JSON-able dict; fps is written as "num/den"."""
+        data = asdict(self)
+        data["audio"] = list(data["audio"])
+        if self.video is not None:
+            data["video"]["fps"] = f"{self.video.fps.numerator}/{self.video.fps.denominator}"
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MediaInfo:
+        """Inverse of `to_dict`."""
+        video = None
+        if data["video"] is not None:
+            v = dict(data["video"])
+            video = VideoInfo(**{**v, "fps": Fraction(v["fps"]), "color": ColorInfo(**v["color"])})
+        return cls(
+            path=data["path"],
+            format_name=data["format_name"],
+            duration_seconds=data["duration_seconds"],
+            video=video,
+            audio=tuple(AudioInfo(**a) for a in data["audio"]),
+            subtitle_streams=data["subtitle_streams"],
+        )
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _av_reason(exc: BaseException) -> str:
+    """FFmpeg's own words for an error, without errno and path noise."""
+    if isinstance(exc, av.FFmpegError | OSError) and exc.strerror:
+        reason = exc.strerror
+        log = getattr(exc, "log", None)
+        if log and log[-1]:
+            reason += f" ({_one_line(log[-1])})"
+        return _one_line(reason)
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _read_error(path: str | os.PathLike, reason: str) -> MediaError:
+    return MediaError(f"cannot read media {str(path)!r}: {_one_line(reason)}")
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    """The path as a Path if it is a non-empty regular file, else MediaError."""
+    p = Path(path)
+    if not p.exists():
+        raise _read_error(path, "no such file")
+    if p.is_dir():
+        raise _read_error(path, "is a directory, not a file")
+    if not p.is_file():
+        raise _read_error(path, "is not a regular file")
+    if p.stat().st_size == 0:
+        raise _read_error(path, "file is empty")
+    return p
+
+
+def _open_input(path: str | os.PathLike, shown: str) -> av.container.InputContainer:
+    """Open a file for demuxing; `shown` names it in error messages."""
+    try:
+        container = av.open(str(path), "r")
+    except (av.FFmpegError, OSError) as exc:
+        raise _read_error(shown, f"FFmpeg cannot open it ({_av_reason(exc)}); is it a complete media file?"
+                          ) from None
+    if container.format.name in _TEXT_DEMUXERS:
+        container.close()
+        raise _read_error(shown, "not a media file (FFmpeg would only show its text as ANSI art)")
+    return container
+
+
+def _video_stream(container: av.container.InputContainer, shown: str) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        audio = len(container.streams.audio)
+        detail = f" ({audio} audio stream{'s' if audio != 1 else ''})" if audio else ""
+        raise _read_error(shown, f"no video stream{detail}")
+    return container.streams.video[0]
+
+
+def _pick(stream_value: int, frame_value: int, names: dict[int, str]) -> str | None:
+    """The stream's name for a colour enum, else the frame's, else None (unspecified)."""
+    for value in (stream_value, frame_value):
+        if value in names:
+            return names[value]
+    return None
+
+
+def _bits(pix_fmt: str) -> int:
+    return av.VideoFormat(pix_fmt).components[0].bits
+
+
+def _color_info(stream: av.video.stream.VideoStream, frame: av.VideoFrame) -> ColorInfo:
+    """ColorInfo from the stream's tags, else the first frame's, else defaults.
+
+    Defaults: matrix, primaries and transfer "bt709" when height >= 720, else
+    "smpte170m"; range "pc" for RGB and yuvj* formats, else "tv". The matrix
+    "gbr" (RGB payload) counts as unspecified: ColorInfo.matrix names the
+    Y'CbCr matrix to use when encoding back. ColorInfo.bit_depth is the pixel
+    format's depth rounded up to 8, 10, 12 or 16.
+    """
+    ctx = stream.codec_context
+    default = "bt709" if frame.height >= 720 else "smpte170m"
+    pix_fmt = frame.format.name
+    matrix = _pick(ctx.colorspace, frame.colorspace, _MATRIX_NAMES)
+    value_range = _pick(ctx.color_range, frame.color_range, _RANGE_NAMES)
+    if value_range is None:
+        value_range = "pc" if frame.format.is_rgb or pix_fmt.startswith("yuvj") else "tv"
+    bits = _bits(pix_fmt)
+    return ColorInfo(
+        bit_depth=next(d for d in (8, 10, 12, 16) if d >= min(bits, 16)),
+        matrix=default if matrix in (None, "gbr") else matrix,
+        primaries=_pick(ctx.color_primaries, frame.color_primaries, _PRIMARIES_NAMES) or default,
+        transfer=_pick(ctx.color_trc, frame.color_trc, _TRANSFER_NAMES) or default,
+        range=value_range,
+    )
+
+
+# --- probing ------------------------------------------------------------------------------
+
+
+def probe(path: str | os.PathLike, timeout_s: float = 30.0) -> MediaInfo:
+    """Describe a media file, after checking that its first video frame decodes.
+
+    Demuxing and the first decode run in a child Python process with a time
+    limit, so a crash or hang inside FFmpeg becomes a MediaError here. Raises
+    MediaError for a missing, empty or unreadable file, a file without video,
+    a first frame that does not decode, a crashed or timed-out child.
+    """
+    file = _existing_file(path)
+    command = [sys.executable, "-m", "infra.media", "_probe", str(file.resolve()), str(path)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
+    try:
+        child = subprocess.run(command, cwd=_REPO_ROOT, env=env, capture_output=True, timeout=timeout_s,
+                               check=False)
+    except subprocess.TimeoutExpired:
+        raise _read_error(path, f"timed out after {timeout_s:g} s") from None
+    except OSError as exc:
+        raise _read_error(path, f"cannot start the probe process ({exc.strerror})") from None
+    if child.returncode < 0:
+        number = -child.returncode
+        try:
+            name = f", {signal.Signals(number).name}"
+        except ValueError:
+            name = ""
+        raise _read_error(path, f"decoder crashed (signal {number}{name})")
+    lines = child.stdout.decode("utf-8", "replace").strip().splitlines()
+    try:
+        reply = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        said = child.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = f": {said[-1][:200]}" if said else ""
+        raise _read_error(path, f"probe process failed (exit code {child.returncode}){detail}") from None
+    if "error" in reply:
+        raise MediaError(reply["error"])
+    return MediaInfo.from_dict(reply["info"])
+
+
+def _probe_in_process(path: str, shown: str) -> MediaInfo:
+    """The child's work for `probe`: open, describe, decode the first video frame."""
+    with _open_input(path, shown) as container:
+        stream = _video_stream(container, shown)
+        stream.thread_type = "AUTO"
+        try:
+            first = next(container.decode(stream), None)
+        except (av.FFmpegError, OSError) as exc:
+            raise _read_error(shown, f"cannot decode the first video frame ({_av_reason(exc)})") from None
+        if first is None:
+            raise _read_error(shown, "the video stream has no decodable frame")
+        ctx = stream.codec_context
+        fps = stream.average_rate or stream.guessed_rate
+        if not fps:
+            raise _read_error(shown, "the video stream has no frame rate")
+        fps = Fraction(fps)
+        pix_fmt = first.format.name
+        duration = None if container.duration is None else container.duration / av.time_base
+        video = VideoInfo(
+            width=first.width,
+            height=first.height,
+            fps=fps,
+            frames=_frame_count(stream, fps, duration),
+            codec=ctx.name,
+            pix_fmt=pix_fmt,
+            bit_depth=_bits(pix_fmt),
+            color=_color_info(stream, first),
+        )
+        audio = tuple(
+            AudioInfo(index=s.index, codec=s.codec_context.name, sample_rate=s.codec_context.sample_rate,
+                      channels=s.codec_context.layout.nb_channels)
+            for s in container.streams.audio
+        )
+        return MediaInfo(path=shown, format_name=container.format.name, duration_seconds=duration,
+                         video=video, audio=audio, subtitle_streams=len(container.streams.subtitles))
+
+
+def _frame_count(stream: av.video.stream.VideoStream, fps: Fraction, container_seconds: float | None
+                 ) -> int | None:
+    """Stored frame count, else round(duration x fps) from the stream's or the file's duration."""
+    if stream.frames:
+        return int(stream.frames)
+    seconds = None
+    if stream.duration is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif "DURATION" in stream.metadata:  # Matroska writes the per-stream duration as a tag
+        try:
+            h, m, s = stream.metadata["DURATION"].split(":")
+            seconds = int(h) * 3600 + int(m) * 60 + float(s)
+        except ValueError:
+            seconds = None
+    if seconds is None:
+        seconds = container_seconds
+    return None if seconds is None else round(seconds * fps)
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+def iter_frames(path: str | os.PathLike, start: int = 0, count: int | None = None,
+                depth: int = 8) -> Iterator[np.ndarray]:
+    """Yield decoded frames start .. start+count-1 (all to the end when count is None).
+
+    Frames are counted in decoder output order from 0 (no seeking). Each is an
+    (H, W, 3) RGB array, full range: uint8 (0..255) for depth 8, uint16
+    (0..65535) for depth 16. RGB sources convert without loss (exact when the
+    source depth equals `depth`); Y'CbCr sources use the stream's matrix and
+    range (see `_color_info` for defaults). Stops early at the end of the file.
+    """
+    _check_decode_args(path, start, count, depth)
+    return _decode(path, start, count, depth, [0])
+
+
+def _check_decode_args(path: str | os.PathLike, start: int, count: int | None, depth: int) -> None:
+    if depth not in (8, 16):
+        raise ValueError(f"depth must be 8 or 16, got {depth}")
+    if start < 0 or (count is not None and count < 0):
+        raise ValueError(f"start and count must be >= 0, got start={start}, count={count}")
+    _existing_file(path)
+
+
+def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
+            decoded: list[int]) -> Iterator[np.ndarray]:
+    """The generator behind `iter_frames`; keeps the number of frames decoded so far in decoded[0]."""
+    if count == 0:
+        return
+    stop = None if count is None else start + count
+    with _open_input(path, str(path)) as container:
+        stream = _video_stream(container, str(path))
+        stream.thread_type = "AUTO"
+        color = None
+        frames = container.decode(stream)
+        while stop is None or decoded[0] < stop:
+            try:
+                frame = next(frames, None)
+            except (av.FFmpegError, OSError) as exc:
+                raise _read_error(path, f"decoding failed at frame {decoded[0]} ({_av_reason(exc)})") from None
+            if frame is None:
+                return
+            decoded[0] += 1
+            if decoded[0] > start:
+                color = color or _color_info(stream, frame)
+                yield _frame_to_rgb(frame, color, depth, str(path))
+
+
+def read_frames(path: str | os.PathLike, start: int, count: int, depth: int = 8) -> np.ndarray:
+    """Frames start .. start+count-1 as one (T, H, W, 3) array (dtype as in `iter_frames`).
+
+    Raises MediaError naming the numbers when the file has fewer frames.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    _check_decode_args(path, start, count, depth)
+    out: np.ndarray | None = None
+    decoded = [0]
+    for i, frame in enumerate(_decode(path, start, count, depth, decoded)):
+        if out is None:
+            out = np.empty((count, *frame.shape), frame.dtype)
+        out[i] = frame
+    if decoded[0] < start + count:
+        raise _read_error(path, f"asked for frames {start}..{start + count - 1} but the video has only "
+                                f"{decoded[0]} frames")
+    return out
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """Number of frames the video stream decodes to (decodes everything: meant for small files)."""
+    _existing_file(path)
+    with _open_input(path, str(path)) as container:
+        stream = _video_stream(container, str(path))
+        stream.thread_type = "AUTO"
+        try:
+            return sum(1 for _ in container.decode(stream))
+        except (av.FFmpegError, OSError) as exc:
+            raise _read_error(path, f"decoding failed ({_av_reason(exc)})") from None
+
+
+def _frame_to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int, shown: str) -> np.ndarray:
+    """A decoded frame as (H, W, 3) RGB of `depth` bits, full range."""
+    if frame.format.is_rgb or frame.format.has_palette:
+        return _rgb_frame_to_array(frame, depth)
+    if color.matrix not in _LUMA_COEFFS:
+        raise _read_error(shown, f"unsupported colour matrix {color.matrix!r}")
+    return _ycbcr_frame_to_rgb(frame, color, depth)
+
+
+def _rescale(values: np.ndarray, bits: int, depth: int) -> np.ndarray:
+    """Full-range integer code values of `bits` bits to `depth` (8 or 16) bits, rounded."""
+    dtype = np.uint8 if depth == 8 else np.uint16
+    if bits == depth:
+        return values.astype(dtype, copy=False)
+    if depth == 16 and bits == 8:
+        return values.astype(np.uint16) * np.uint16(257)
+    scale = ((1 << depth) - 1) / ((1 << bits) - 1)
+    return np.rint(values.astype(np.float32) * np.float32(scale)).astype(dtype)
+
+
+def _rgb_frame_to_array(frame: av.VideoFrame, depth: int) -> np.ndarray:
+    """RGB frames of any layout to (H, W, 3); only repacking, no colour maths."""
+    bits = _bits(frame.format.name)
+    if bits > 8 and frame.format.name in ("gbrp9le", "gbrp10le", "gbrp12le", "gbrp14le", "gbrp16le"):
+        values = frame.to_ndarray()
+    else:
+        bits = 8 if bits <= 8 else 16
+        # Same range on both sides: swscale only repacks (bit-exact for 8- and 16-bit sources).
+        values = frame.to_ndarray(format="rgb24" if bits == 8 else "rgb48le",
+                                  src_color_range="JPEG", dst_color_range="JPEG")
+    return _rescale(values, bits, depth)
+
+
+def _plane_array(plane: av.video.plane.VideoPlane, dtype: type) -> np.ndarray:
+    """(height, width) view of one plane, without the line padding."""
+    item = np.dtype(dtype).itemsize
+    return np.frombuffer(plane, dtype).reshape(-1, plane.line_size // item)[: plane.height, : plane.width]
+
+
+@functools.lru_cache(maxsize=32)
+def _upsample_taps(n_out: int, n_in: int, cosited: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear-interpolation taps from n_in chroma samples to n_out luma positions."""
+    factor = -(-n_out // n_in)
+    offset = 0.0 if cosited else (factor - 1) / 2
+    pos = np.clip((np.arange(n_out, dtype=np.float32) - offset) / factor, 0, n_in - 1)
+    i0 = np.minimum(pos.astype(np.intp), max(n_in - 2, 0))
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (pos - i0).astype(np.float32)
+
+
+def _upsample(c: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Chroma plane to full size: horizontally co-sited (MPEG-2/H.264 'left'), vertically centred."""
+    if c.shape[0] != height:
+        i0, i1, w = _upsample_taps(height, c.shape[0], False)
+        c = c[i0] * (1 - w)[:, None] + c[i1] * w[:, None]
+    if c.shape[1] != width:
+        i0, i1, w = _upsample_taps(width, c.shape[1], True)
+        c = c[:, i0] * (1 - w) + c[:, i1] * w
+    return c
+
+
+def _ycbcr_frame_to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int) -> np.ndarray:
+    """Planar Y'CbCr (any subsampling, 8..16 bits) to (H, W, 3) RGB, full range, rounded."""
+    fmt = frame.format
+    full = color.range == "pc"
+    direct = (fmt.is_planar and not fmt.is_big_endian and len(fmt.components) >= 3
+              and [c.plane for c in fmt.components[:3]] == [0, 1, 2])
+    if not direct:  # nv12, yuyv422, p010, gray...: repack to planar 4:4:4 (same range: no colour maths)
+        swscale_range = "JPEG" if full else "MPEG"
+        frame = frame.reformat(format="yuv444p" if _bits(fmt.name) <= 8 else "yuv444p16le",
+                               src_color_range=swscale_range, dst_color_range=swscale_range)
+    bits = _bits(frame.format.name)
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    y, cb, cr = (_plane_array(frame.planes[i], dtype).astype(np.float32) for i in range(3))
+    s = float(1 << (bits - 8))
+    if full:
+        y_off, y_span, c_span = 0.0, float((1 << bits) - 1), float((1 << bits) - 1)
+    else:
+        y_off, y_span, c_span = 16 * s, 219 * s, 224 * s
+    scale = 255.0 if depth == 8 else 65535.0
+    # Normalise straight to the output scale: Y' in [0, scale], Cb/Cr in [-scale/2, scale/2].
+    y = (y - y_off) * np.float32(scale / y_span)
+    cb = _upsample((cb - 128 * s) * np.float32(scale / c_span), *y.shape)
+    cr = _upsample((cr - 128 * s) * np.float32(scale / c_span), *y.shape)
+    kr, kb = _LUMA_COEFFS[color.matrix]
+    kg = 1 - kr - kb
+    rgb = np.empty((3, *y.shape), np.float32)  # planar while computing; interleaved once at the end
+    np.add(y, np.float32(2 - 2 * kr) * cr, out=rgb[0])
+    np.subtract(y, np.float32(2 * kr * (1 - kr) / kg) * cr, out=rgb[1])
+    rgb[1] -= np.float32(2 * kb * (1 - kb) / kg) * cb
+    np.add(y, np.float32(2 - 2 * kb) * cb, out=rgb[2])
+    np.rint(rgb, out=rgb)
+    np.clip(rgb, 0, scale, out=rgb)
+    return rgb.transpose(1, 2, 0).astype(np.uint8 if depth == 8 else np.uint16)
+
+
+# --- encoding -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _VideoCodec:
+    """How one kind of output is encoded."""
+
+    encoder: str
+    pix_fmt: str
+    container_format: str
+    profile: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    intra_only: bool = True  # gop size 1
+
+
+_FFV1_OPTIONS = (("level", "3"), ("slicecrc", "1"))
+# FFV1 has no 8-bit gbrp encoder in FFmpeg; bgr0 is its 8-bit RGB format (also lossless).
+_FFV1_8 = _VideoCodec("ffv1", "bgr0", "matroska", options=_FFV1_OPTIONS)
+_FFV1_16 = _VideoCodec("ffv1", "gbrp16le", "matroska", options=_FFV1_OPTIONS)
+_MASTER_CODECS = {
+    "ffv1": _FFV1_16,
+    "prores": _VideoCodec("prores_aw", "yuv422p10le", "mov", profile="HQ"),
+    "hevc": _VideoCodec("libx265", "yuv420p10le", "matroska", profile="Main 10",
+                        options=(("crf", "12"), ("x265-params", "log-level=error")), intra_only=False),
+}
+
+
+@dataclass(frozen=True)
+class _ColorTags:
+    """FFmpeg enum values tagged on the stream and on every frame."""
+
+    matrix: int
+    primaries: int
+    transfer: int
+    range: int
+
+    @classmethod
+    def for_output(cls, pix_fmt: str, color: ColorInfo | None) -> _ColorTags:
+        """RGB output: matrix gbr, range pc; Y'CbCr output: BT.709 matrix, range tv.
+
+        Primaries and transfer come from `color` (BT.709 when None or unknown).
+        """
+        primaries = _PRIMARIES_IDS.get(color.primaries, 1) if color else 1
+        transfer = _TRANSFER_IDS.get(color.transfer, 1) if color else 1
+        if av.VideoFormat(pix_fmt).is_rgb:
+            return cls(_MATRIX_IDS["gbr"], primaries, transfer, _RANGE_IDS["pc"])
+        return cls(_MATRIX_IDS["bt709"], primaries, transfer, _RANGE_IDS["tv"])
+
+    def apply(self, target: av.VideoFrame | av.video.codeccontext.VideoCodecContext) -> None:
+        # prores_aw reads the tags from the frames, not from the codec context.
+        target.colorspace = self.matrix
+        target.color_primaries = self.primaries
+        target.color_trc = self.transfer
+        target.color_range = self.range
+
+
+def _add_video_stream(container: av.container.OutputContainer, codec: _VideoCodec, width: int, height: int,
+                      fps: Fraction, tags: _ColorTags) -> av.video.stream.VideoStream:
+    """A slice-threaded video stream with codec time_base 1/fps (frame pts = frame index)."""
+    stream = container.add_stream(codec.encoder, rate=fps)
+    ctx = stream.codec_context
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, codec.pix_fmt
+    ctx.time_base = 1 / fps
+    ctx.framerate = fps
+    if codec.intra_only:
+        ctx.gop_size = 1
+    ctx.thread_type = "SLICE"
+    ctx.thread_count = 0
+    if codec.profile:
+        ctx.profile = codec.profile
+    ctx.options = dict(codec.options)
+    tags.apply(ctx)
+    return stream
+
+
+def _check_frame(frame: np.ndarray, height: int, width: int, dtype: type, what: str) -> None:
+    if not isinstance(frame, np.ndarray) or frame.shape != (height, width, 3) or frame.dtype != dtype:
+        got = (f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__)
+        raise ValueError(f"{what} must be ({height}, {width}, 3) {np.dtype(dtype).name}, got {got}")
+
+
+def _video_frame(rgb: np.ndarray, pix_fmt: str, tags: _ColorTags, pts: int) -> av.VideoFrame:
+    """An (H, W, 3) uint8/uint16 full-range RGB array as a frame of `pix_fmt`."""
+    if pix_fmt == "bgr0":
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+            format="bgr0", src_color_range="JPEG", dst_color_range="JPEG")
+    elif pix_fmt == "gbrp16le":
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="gbrp16le")
+    else:
+        frame = _rgb_to_ycbcr_frame(rgb, pix_fmt)
+    tags.apply(frame)
+    frame.pts = pts
+    return frame
+
+
+def _rgb_to_ycbcr_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """(H, W, 3) uint16 RGB to a 10-bit BT.709 limited-range yuv422p10le/yuv420p10le frame.
+
+    Chroma is filtered [1, 2, 1]/4 horizontally (co-sited samples) and averaged
+    in row pairs for 4:2:0 (vertically centred), matching `_upsample`.
+    """
+    height, width = rgb.shape[:2]
+    x = rgb.astype(np.float32) * np.float32(1 / 65535)
+    kr, kb = _LUMA_COEFFS["bt709"]
+    y = np.float32(kr) * x[..., 0] + np.float32(1 - kr - kb) * x[..., 1] + np.float32(kb) * x[..., 2]
+    cb = (x[..., 2] - y) * np.float32(1 / (2 - 2 * kb))
+    cr = (x[..., 0] - y) * np.float32(1 / (2 - 2 * kr))
+    planes = [np.rint(64 + 876 * y)]
+    for c in (cb, cr):
+        padded = np.pad(c, ((0, 0), (1, 1)), mode="edge")
+        c = (padded[:, 0:-2:2] + 2 * padded[:, 1:-1:2] + padded[:, 2::2]) * np.float32(0.25)
+        if pix_fmt == "yuv420p10le":
+            c = (c[0::2] + c[1::2]) * np.float32(0.5)
+        planes.append(np.rint(512 + 896 * c))
+    frame = av.VideoFrame(width, height, pix_fmt)
+    for plane, values in zip(frame.planes, planes, strict=True):
+        _plane_array(plane, np.uint16)[...] = np.clip(values, 0, 1023).astype(np.uint16)
+    return frame
+
+
+@contextlib.contextmanager
+def _new_output(path: str | os.PathLike, container_format: str, what: str
+                ) -> Iterator[av.container.OutputContainer]:
+    """An output container, closed at the end; on any error closed and deleted.
+
+    FFmpeg and file errors become MediaError("cannot write <what> <path>: <reason>");
+    other exceptions pass through unchanged.
+    """
+    try:
+        container = av.open(str(path), "w", format=container_format)
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot write {what} {str(path)!r}: {_av_reason(exc)}") from None
+    try:
+        yield container
+        container.close()
+    except BaseException as exc:
+        with contextlib.suppress(av.FFmpegError, OSError):
+            container.close()
+        Path(path).unlink(missing_ok=True)
+        if isinstance(exc, av.FFmpegError | OSError):
+            raise MediaError(f"cannot write {what} {str(path)!r}: {_av_reason(exc)}") from None
+        raise
+
+
+class FFV1Writer:
+    """Writes RGB frames losslessly: FFV1 (level 3, slice CRCs, intra-only) in Matroska.
+
+    depth 8 takes (H, W, 3) or (T, H, W, 3) uint8 and stores bgr0 (FFmpeg's
+    FFV1 has no 8-bit gbrp); depth 16 takes uint16 and stores gbrp16le. Codec
+    time_base is 1/fps, pts the frame index. Tags: range pc, matrix gbr,
+    primaries/transfer from `color` (BT.709 by default). Used as a context
+    manager, an exception inside the block deletes the partial file.
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, fps: Fraction, depth: int = 8,
+                 color: ColorInfo | None = None) -> None:
+        if depth not in (8, 16):
+            raise ValueError(f"depth must be 8 or 16, got {depth}")
+        if width < 1 or height < 1:
+            raise ValueError(f"width and height must be >= 1, got {width}x{height}")
+        fps = Fraction(fps)
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.path = Path(path)
+        self.width, self.height, self.depth = width, height, depth
+        codec = _FFV1_8 if depth == 8 else _FFV1_16
+        self._pix_fmt = codec.pix_fmt
+        self._tags = _ColorTags.for_output(codec.pix_fmt, color)
+        try:
+            self._container = av.open(str(path), "w", format=codec.container_format)
+        except (av.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot write {str(path)!r}: {_av_reason(exc)}") from None
+        self._stream = _add_video_stream(self._container, codec, width, height, fps, self._tags)
+        self._frames_written = 0
+        self._closed = False
+
+    @property
+    def frames_written(self) -> int:
+        return self._frames_written
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append one (H, W, 3) frame or a (T, H, W, 3) batch; ValueError on wrong shape or dtype."""
+        if self._closed:
+            raise ValueError(f"FFV1Writer for {str(self.path)!r} is closed")
+        dtype = np.uint8 if self.depth == 8 else np.uint16
+        if not isinstance(frames, np.ndarray) or frames.ndim not in (3, 4):
+            raise ValueError(f"frames must be an (H, W, 3) or (T, H, W, 3) {np.dtype(dtype).name} array")
+        batch = frames[None] if frames.ndim == 3 else frames
+        for frame in batch:
+            _check_frame(frame, self.height, self.width, dtype, "frames")
+        try:
+            for frame in batch:
+                video_frame = _video_frame(frame, self._pix_fmt, self._tags, self._frames_written)
+                self._container.mux(self._stream.encode(video_frame))
+                self._frames_written += 1
+        except (av.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot write {str(self.path)!r}: {_av_reason(exc)}") from None
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise MediaError(f"cannot write {str(self.path)!r}: {_av_reason(exc)}") from None
+
+    def abort(self) -> None:
+        """Stop writing and delete the partial file."""
+        self._closed = True
+        with contextlib.suppress(av.FFmpegError, OSError):
+            self._container.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> FFV1Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_film(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Fraction,
+               audio: tuple[np.ndarray, int] | None = None) -> int:
+    """Write a synthetic test film: FFV1 8-bit RGB (bgr0) video + FLAC audio in Matroska.
+
+    frames: (H, W, 3) uint8 RGB arrays, all the same size.
+    audio:  (samples, sample_rate) with samples an int16 array (channels, n), 1..8 channels.
+    Returns the number of frames written; the file is deleted if anything fails.
+    """
+    fps = Fraction(fps)
+    if audio is not None:
+        samples, sample_rate = audio
+        if not (isinstance(samples, np.ndarray) and samples.dtype == np.int16 and samples.ndim == 2
+                and 1 <= samples.shape[0] <= 8):
+            raise ValueError("audio samples must be an int16 array of shape (channels 1..8, samples)")
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("write_film needs at least one frame")
+    height, width = first.shape[:2]
+    tags = _ColorTags.for_output(_FFV1_8.pix_fmt, None)
+    with _new_output(path, "matroska", "film") as container:
+        video = _add_video_stream(container, _FFV1_8, width, height, fps, tags)
+        audio_writer = _FlacWriter(container, *audio) if audio is not None else None
+        count = 0
+        for frame in _chain(first, frames):
+            _check_frame(frame, height, width, np.uint8, f"frame {count}")
+            container.mux(video.encode(_video_frame(frame, _FFV1_8.pix_fmt, tags, count)))
+            count += 1
+            if audio_writer:
+                audio_writer.write_until(count / fps)
+        container.mux(video.encode(None))
+        if audio_writer:
+            audio_writer.finish()
+    return count
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
+
+
+class _FlacWriter:
+    """Encodes an int16 (channels, n) array to a FLAC stream in chunks, following the video's time."""
+
+    _CHUNK = 4096
+
+    def __init__(self, container: av.container.OutputContainer, samples: np.ndarray, sample_rate: int):
+        self._container = container
+        self._samples = samples
+        self._rate = int(sample_rate)
+        self._stream = container.add_stream("flac", rate=self._rate)
+        self._stream.layout = _AUDIO_LAYOUTS[samples.shape[0]]
+        self._stream.format = "s16"
+        self._pos = 0
+
+    def write_until(self, seconds: Fraction | None) -> None:
+        """Encode whole chunks starting before `seconds` (everything when None)."""
+        total = self._samples.shape[1]
+        limit = total if seconds is None else min(total, int(seconds * self._rate))
+        while self._pos < limit:
+            chunk = self._samples[:, self._pos : self._pos + self._CHUNK]
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T).reshape(1, -1), format="s16",
+                                               layout=self._stream.layout.name)
+            frame.sample_rate = self._rate
+            frame.pts = self._pos
+            frame.time_base = Fraction(1, self._rate)
+            self._container.mux(self._stream.encode(frame))
+            self._pos += chunk.shape[1]
+
+    def finish(self) -> None:
+        self.write_until(None)
+        self._container.mux(self._stream.encode(None))
+
+
+# --- masters ------------------------------------------------------------------------------
+
+
+def encode_master(frames: Iterable[np.ndarray], out_path: str | os.PathLike, *, width: int, height: int,
+                  fps: Fraction, codec: str, audio_source: str | os.PathLike | None = None) -> int:
+    """Encode a delivery/archival master from (H, W, 3) uint16 full-range RGB frames.
+
+    codec "ffv1":   Matroska, FFV1 gbrp16le (lossless).
+    codec "prores": QuickTime, ProRes 422 HQ (prores_aw) yuv422p10le, BT.709, limited range.
+    codec "hevc":   Matroska, libx265 Main10 yuv420p10le (crf 12), BT.709, limited range.
+    The container format is fixed by the codec, whatever `out_path`'s extension.
+
+    Every audio stream of `audio_source` is copied packet for packet; where the
+    container refuses a codec (FLAC in QuickTime) it is decoded and stored as
+    PCM (pcm_s16le for 16-bit sources, else pcm_s24le) in that container only.
+    Matroska always gets a bit-identical copy. Returns the frame count. On any
+    failure `out_path` is deleted; FFmpeg and file errors become MediaError,
+    bad frames ValueError, and errors from the `frames` iterable pass through.
+    """
+    if codec not in _MASTER_CODECS:
+        raise ValueError(f"codec must be one of {sorted(_MASTER_CODECS)}, got {codec!r}")
+    spec = _MASTER_CODECS[codec]
+    fps = Fraction(fps)
+    odd_width = width % 2 and spec.pix_fmt in ("yuv422p10le", "yuv420p10le")
+    odd_height = height % 2 and spec.pix_fmt == "yuv420p10le"
+    if odd_width or odd_height:
+        raise ValueError(f"{codec} needs an even {'width' if odd_width else 'height'}, got {width}x{height}")
+    if audio_source is not None:
+        _existing_file(audio_source)
+    tags = _ColorTags.for_output(spec.pix_fmt, None)
+    with contextlib.ExitStack() as cleanup:
+        container = cleanup.enter_context(_new_output(out_path, spec.container_format, f"{codec} master"))
+        video = _add_video_stream(container, spec, width, height, fps, tags)
+        audio = None
+        if audio_source is not None:
+            audio = cleanup.enter_context(contextlib.closing(_AudioCarrier(audio_source, container)))
+        count = 0
+        for frame in frames:
+            _check_frame(frame, height, width, np.uint16, f"frame {count}")
+            container.mux(video.encode(_video_frame(frame, spec.pix_fmt, tags, count)))
+            count += 1
+            if audio:
+                audio.mux_until(count / fps)
+        if count == 0:
+            raise ValueError("encode_master got no frames")
+        container.mux(video.encode(None))
+        if audio:
+            audio.finish()
+    return count
+
+
+def _can_copy(container_format: str, stream: av.audio.stream.AudioStream) -> bool:
+    """Whether `container_format` accepts this stream's packets as they are.
+
+    avformat_query_codec is not enough (it says yes to FLAC in QuickTime, and
+    the header write then fails with "flac only supported in MP4"), so this
+    writes a header into memory.
+    """
+    try:
+        with av.open(io.BytesIO(), "w", format=container_format) as trial:
+            trial.add_stream_from_template(stream)
+            trial.start_encoding()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+class _AudioCarrier:
+    """Moves every audio stream of a source file into an output container, interleaved with video."""
+
+    def __init__(self, source: str | os.PathLike, output: av.container.OutputContainer):
+        self._source = _open_input(source, str(source))
+        self._routes: dict[int, _CopyRoute | _PcmRoute] = {}
+        try:
+            for stream in self._source.streams.audio:
+                if _can_copy(output.format.name, stream):
+                    self._routes[stream.index] = _CopyRoute(output, stream)
+                elif output.format.name == "matroska":
+                    raise MediaError(f"cannot copy audio stream {stream.index} ({stream.codec_context.name})"
+                                     f" of {str(source)!r} into Matroska")
+                else:
+                    self._routes[stream.index] = _PcmRoute(output, stream)
+        except BaseException:
+            self._source.close()
+            raise
+        self._packets = self._source.demux(*self._source.streams.audio) if self._routes else iter(())
+        self._pending = next(self._packets, None)
+
+    def mux_until(self, seconds: Fraction | None) -> None:
+        """Mux source packets that start before `seconds` (all remaining when None)."""
+        while self._pending is not None:
+            packet = self._pending
+            if seconds is not None and packet.pts is not None and packet.pts * packet.time_base >= seconds:
+                return
+            self._routes[packet.stream.index].handle(packet)
+            self._pending = next(self._packets, None)
+
+    def finish(self) -> None:
+        self.mux_until(None)
+
+    def close(self) -> None:
+        self._source.close()
+
+
+class _CopyRoute:
+    """Packets go out unchanged (PyAV rebases pts/dts from the source stream's time base)."""
+
+    def __init__(self, output: av.container.OutputContainer, stream: av.audio.stream.AudioStream):
+        self._output = output
+        self._out = output.add_stream_from_template(stream)
+
+    def handle(self, packet: av.Packet) -> None:
+        if packet.size:  # skip the demuxer's empty end-of-stream packet
+            packet.stream = self._out
+            self._output.mux(packet)
+
+
+class _PcmRoute:
+    """Packets are decoded and re-encoded as PCM: pcm_s16le for <= 16-bit sources, else pcm_s24le."""
+
+    def __init__(self, output: av.container.OutputContainer, stream: av.audio.stream.AudioStream):
+        ctx = stream.codec_context
+        sixteen = ctx.format.name in ("u8", "u8p", "s16", "s16p")
+        encoder, sample_format = ("pcm_s16le", "s16") if sixteen else ("pcm_s24le", "s32")
+        self._output = output
+        self._in = stream
+        self._rate = ctx.sample_rate
+        self._out = output.add_stream(encoder, rate=self._rate)
+        self._out.layout = ctx.layout.name
+        self._out.format = sample_format
+        self._resampler = av.AudioResampler(format=sample_format, layout=ctx.layout.name, rate=self._rate)
+        self._next_pts: int | None = None
+
+    def handle(self, packet: av.Packet) -> None:
+        end = not packet.size  # the demuxer's end-of-stream packet: flush everything
+        for frame in self._in.decode(None if end else packet):
+            if self._next_pts is None:
+                self._next_pts = round(frame.time * self._rate) if frame.time is not None else 0
+            self._encode(self._resampler.resample(frame))
+        if end:
+            self._encode(self._resampler.resample(None))
+            self._output.mux(self._out.encode(None))
+
+    def _encode(self, frames: list[av.AudioFrame]) -> None:
+        for frame in frames:
+            frame.pts = self._next_pts
+            frame.time_base = Fraction(1, self._rate)
+            self._next_pts += frame.samples
+            self._output.mux(self._out.encode(frame))
+
+
+def audio_packet_digests(path: str | os.PathLike) -> list[str]:
+    """sha256 (hex) per audio stream, in stream order, over its packets' bytes in file order."""
+    _existing_file(path)
+    with _open_input(path, str(path)) as container:
+        streams = list(container.streams.audio)
+        digests = {s.index: hashlib.sha256() for s in streams}
+        if streams:
+            for packet in container.demux(*streams):
+                if packet.size:
+                    digests[packet.stream.index].update(bytes(packet))
+        return [digests[s.index].hexdigest() for s in streams]
+
+
+# --- child-process entry ------------------------------------------------------------------
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m infra.media _probe FILE SHOWN`: print one JSON line {"info": ...} or {"error": ...}."""
+    if len(argv) != 3 or argv[0] != "_probe":
+        print("usage: python -m infra.media _probe FILE SHOWN_NAME", file=sys.stderr)
+        return 2
+    try:
+        reply = {"info": _probe_in_process(argv[1], argv[2]).to_dict()}
+    except MediaError as exc:
+        reply = {"error": str(exc)}
+    print(json.dumps(reply))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,42 @@
+"""What every task needs: the store from settings, a scratch folder, and the retry rule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.settings import load_settings
+from infra.storage import StorageUnavailable, Store, open_store
+
+
+def current_store() -> Store:
+    """The store named by the settings of this process (workers read the same environment)."""
+    return open_store(load_settings().store_config())
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry storage outages, never bad input (ValueError) or bugs."""
+    try:
+        state.result()
+    except (StorageUnavailable, ConnectionError, TimeoutError, OSError) as e:
+        return not isinstance(e, FileNotFoundError)
+    except Exception:
+        return False
+    return False
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def short_hash(obj: Any, length: int = 16) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]

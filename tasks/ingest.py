@@ -1,0 +1,76 @@
+"""Ingest: validate the source, keep the original untouched, cut frame-exact FFV1 mezzanine chunks."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from catalog.records import IngestRecord
+from infra.media import FFV1Writer, iter_frames, probe
+from infra.settings import load_settings
+from tasks.common import current_store, retry_transient, sha256_file
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)
+def ingest(source: str, title: str) -> IngestRecord:
+    settings = load_settings()
+    store = current_store()
+    src = Path(source)
+    info = probe(src, timeout_s=settings.probe_timeout_s)  # child process: bad media cannot crash us
+    assert info.video is not None  # probe refuses files without video
+    sha, size = sha256_file(src)
+    ext = src.suffix.lower().lstrip(".")
+    ext = ext if re.fullmatch(r"[a-z0-9]{1,8}", ext) else "bin"
+    original_key = f"originals/{title}/{sha}.{ext}"
+    if not store.exists(original_key):
+        store.put_file(original_key, src)  # write-once copy of the untouched source
+    prefix = f"work/{title}/{sha}"
+    record_key = f"{prefix}/ingest.json"
+    if store.exists(record_key):
+        return IngestRecord.model_validate_json(store.get_bytes(record_key))
+
+    v = info.video
+    depth = 8 if v.bit_depth <= 8 else 16
+    n = settings.chunk_frames
+    chunks: list[str] = []
+    frames = 0
+    with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp:
+        writer: FFV1Writer | None = None
+
+        def finish(w: FFV1Writer) -> None:
+            w.close()
+            key = f"{prefix}/mezzanine/{len(chunks):05d}.mkv"
+            store.put_file(key, w.path)
+            Path(w.path).unlink()
+            chunks.append(key)
+
+        try:
+            for frame in iter_frames(src, depth=depth):
+                if writer is None or writer.frames_written == n:
+                    if writer is not None:
+                        finish(writer)
+                    writer = FFV1Writer(Path(tmp) / f"{len(chunks):05d}.mkv", v.width, v.height, v.fps,
+                                        depth=depth, color=v.color)
+                writer.write(frame)
+                frames += 1
+            if writer is not None:
+                finish(writer)
+                writer = None
+        finally:
+            if writer is not None:
+                writer.close()
+    if frames == 0:
+        raise ValueError(f"{src.name}: no video frame could be decoded")
+    record = IngestRecord(
+        title=title, source_name=src.name, source_sha256=sha, source_size_bytes=size,
+        original_key=original_key, frames=frames, fps=f"{v.fps.numerator}/{v.fps.denominator}",
+        width=v.width, height=v.height, bit_depth=depth, color=vars(v.color), chunk_frames=n,
+        chunks=chunks, audio_streams=len(info.audio), probe=info.to_dict(),
+    )
+    store.put_bytes(record_key, record.model_dump_json().encode())
+    return record

@@ -1,0 +1,120 @@
+"""Publish: join the restored segments in order, encode the masters, mux the original audio,
+copy the QC report, and write the manifest last (a conditional create: once per version)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tempfile
+from datetime import UTC, datetime
+from fractions import Fraction
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
+from catalog.recipe import Recipe
+from catalog.records import IngestRecord, SegmentRecord
+from infra.media import encode_master, iter_frames
+from tasks.common import current_store, retry_transient, short_hash
+
+MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
+
+
+def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]) -> str:
+    """Deterministic version id: same source, stages, masters and review decision -> same version."""
+    return "v-" + short_hash({"source": record.source_sha256, "chain": recipe.chain(),
+                              "masters": recipe.masters, "review": review.get("redo", [])}, 12)
+
+
+def manifest_key(record: IngestRecord, version: str) -> str:
+    return f"published/{record.title}/{version}/manifest.json"
+
+
+@task(name="find-published", cache_policy=NO_CACHE)
+def find_published(record: IngestRecord, recipe: Recipe, review: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of this source + recipe + review, if that version is already published."""
+    store = current_store()
+    key = manifest_key(record, publish_version(record, recipe, review))
+    return json.loads(store.get_bytes(key)) if store.exists(key) else None
+
+
+@task(name="publish", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)
+def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments: list[SegmentRecord],
+            qc: dict[str, Any], review: dict[str, Any]) -> dict[str, Any]:
+    store = current_store()
+    version = publish_version(record, recipe, review)
+    prefix = f"published/{record.title}/{version}"
+    mkey = manifest_key(record, version)
+    if store.exists(mkey):  # already published: the manifest is the source of truth
+        return json.loads(store.get_bytes(mkey))
+
+    segments = sorted(segments, key=lambda s: (s.start, s.part))
+    starts = [s.start for s in segments]
+    if starts[0] != 0 or segments[-1].end != record.frames or any(
+            a.end != b.start for a, b in itertools.pairwise(segments)):
+        raise RuntimeError(f"segments do not tile frames 0..{record.frames}: refusing to publish a gap")
+    width, height = segments[0].width, segments[0].height
+    outputs: list[OutputRecord] = []
+    with tempfile.TemporaryDirectory(prefix="reel-publish-") as tmp:
+        tmpdir = Path(tmp)
+        original = tmpdir / ("original" + Path(record.original_key).suffix)
+        store.get_file(record.original_key, original)  # checksum verified
+        seg_paths = []
+        for i, seg in enumerate(segments):
+            p = tmpdir / f"seg{i:05d}.mkv"
+            store.get_file(seg.key, p)
+            seg_paths.append(p)
+        for codec in recipe.masters:
+            name, kind = MASTER_FILES[codec]
+            out = tmpdir / name
+            frames = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths)
+            written = encode_master(frames, out, width=width, height=height, fps=Fraction(record.fps),
+                                    codec=codec, audio_source=str(original) if record.audio_streams else None)
+            if written != record.frames:
+                raise RuntimeError(f"{name}: wrote {written} frames, expected {record.frames}")
+            sha = store.put_file(f"{prefix}/{name}", out)
+            outputs.append(OutputRecord(path=name, sha256=sha, size_bytes=out.stat().st_size, kind=kind,
+                                        codec=codec))
+            out.unlink()
+
+        qc_shots = []
+        for r in qc["shots"]:
+            img = f"qc/shot{r['shot']:04d}-before-after.png"
+            data = store.get_bytes(r["image_key"])
+            sha = store.put_bytes(f"{prefix}/{img}", data, content_type="image/png")
+            outputs.append(OutputRecord(path=img, sha256=sha, size_bytes=len(data), kind="qc-image"))
+            qc_shots.append({**{k: v for k, v in r.items() if k != "image_key"}, "image": img})
+        qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "shots": qc_shots}
+        qc_bytes = json.dumps(qc_doc, indent=2).encode()
+        sha = store.put_bytes(f"{prefix}/qc.json", qc_bytes, content_type="application/json")
+        outputs.append(OutputRecord(path="qc.json", sha256=sha, size_bytes=len(qc_bytes), kind="qc-report"))
+
+    by_shot: dict[int, list[SegmentRecord]] = {}
+    for s in segments:
+        by_shot.setdefault(s.shot, []).append(s)
+    manifest = Manifest(
+        title=record.title, version=version, created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+        reel_version=dist_version("reel"),
+        source=SourceRecord(name=record.source_name, sha256=record.source_sha256,
+                            size_bytes=record.source_size_bytes, key=record.original_key, frames=record.frames,
+                            fps=record.fps, width=record.width, height=record.height,
+                            bit_depth=record.probe.get("video", {}).get("bit_depth", record.bit_depth),
+                            audio_streams=record.audio_streams),
+        recipe={**recipe.model_dump(mode="json"), "chain_hash": recipe.chain_hash()},
+        stages=recipe.chain(), output_size=[width, height],
+        shots=[ShotRecord(shot=int(row.shot), start_frame=int(row.start_frame), end_frame=int(row.end_frame),
+                          start_timecode=str(row.start_timecode),
+                          segments=[s.key for s in by_shot[int(row.shot)]],
+                          stage_reports=[rep for s in by_shot[int(row.shot)] for rep in s.reports])
+               for row in shots.itertuples(index=False)],
+        qc=qc_doc["summary"], review=review, outputs=outputs,
+    )
+    if not store.put_if_absent(mkey, manifest.to_json().encode(), content_type="application/json"):
+        return json.loads(store.get_bytes(mkey))  # a concurrent run published this version first
+    return json.loads(manifest.to_json())

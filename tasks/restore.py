@@ -1,0 +1,66 @@
+"""Restore one piece of a shot: read frames (with halo) from the mezzanine, run the recipe, store a segment."""
+
+from __future__ import annotations
+
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from catalog.recipe import Recipe
+from catalog.records import IngestRecord, SegmentRecord
+from catalog.shots import Piece
+from infra.media import FFV1Writer
+from infra.mezzanine import MezzanineReader
+from models.clip import Clip, ColorInfo
+from tasks.common import current_store, retry_transient, short_hash
+
+
+def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe) -> str:
+    """Content address of a piece's output: source, frame ranges, every stage's version and parameters."""
+    h = short_hash({"source": record.source_sha256, "depth": record.bit_depth,
+                    "piece": piece.to_dict(), "chain": recipe.chain()})
+    return f"{record.work_prefix}/{recipe.chain_hash()}/shot{piece.shot:04d}-p{piece.part:02d}-{h}.mkv"
+
+
+def _trim(report: dict[str, Any], n_read: int, a: int, b: int) -> dict[str, Any]:
+    """Keep only the output frames' entries of per-frame lists in a stage report."""
+    return {k: (v[a:b] if isinstance(v, list) and len(v) == n_read else v) for k, v in report.items()}
+
+
+@task(name="restore-piece", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE, task_run_name="restore-shot{piece.shot}-part{piece.part}")
+def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe) -> SegmentRecord:
+    store = current_store()
+    key = segment_key(record, piece, recipe)
+    record_key = key.removesuffix(".mkv") + ".json"
+    if store.exists(record_key):  # written after the segment: its presence means the segment is complete
+        return store_record(store, record_key).model_copy(update={"reused": True})
+
+    with tempfile.TemporaryDirectory(prefix="reel-restore-") as tmp:
+        frames = MezzanineReader(store, record, Path(tmp) / "mezz").read(piece.read_start, piece.read_end)
+        color = ColorInfo(**{**record.color, "bit_depth": record.color.get("bit_depth", record.bit_depth)})
+        clip = Clip.from_uint(frames, Fraction(record.fps), first_frame=piece.read_start, color=color)
+        del frames
+        n_read = clip.num_frames
+        a, b = piece.start - piece.read_start, piece.end - piece.read_start
+        reports = []
+        for stage in recipe.build():
+            clip, report = stage.process(clip)
+            reports.append({"stage": stage.name, **_trim(report, n_read, a, b)})
+        out = clip.slice(a, b)
+        path = Path(tmp) / "segment.mkv"
+        with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
+            writer.write(out.to_uint())
+        store.put_file(key, path)
+    seg = SegmentRecord(key=key, shot=piece.shot, part=piece.part, start=piece.start, end=piece.end,
+                        width=out.width, height=out.height, reports=reports)
+    store.put_bytes(record_key, seg.model_dump_json().encode())
+    return seg
+
+
+def store_record(store: Any, key: str) -> SegmentRecord:
+    return SegmentRecord.model_validate_json(store.get_bytes(key))
