@@ -1,0 +1,73 @@
+"""The `reel` command line contract: names, outputs and one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from flows.cli import main
+
+
+def test_synth_then_shots_gives_the_true_cuts(tmp_path, capsys):
+    film = tmp_path / "f.mkv"
+    assert main(["synth", str(film), "--size", "320x240", "--shots", "4", "--frames-per-shot", "12",
+                 "--seed", "3"]) == 0
+    truth = json.loads((tmp_path / "f.truth.json").read_text())
+    assert (tmp_path / "f.clean.mkv").is_file() and truth["fps"] == "24/1" and truth["frames"] == 48
+    capsys.readouterr()
+    assert main(["shots", str(film), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cuts"] == truth["cuts"] and out["frames"] == 48 and out["fps"] == "24/1"
+    assert main(["shots", str(film)]) == 0
+    assert capsys.readouterr().out.split() == [str(c) for c in truth["cuts"]]
+
+
+def test_errors_are_one_line_with_nonzero_exit(tmp_path, capsys):
+    bad = tmp_path / "bad.mkv"
+    bad.write_text("not a film")
+    for argv in (["shots", str(bad)], ["shots", str(tmp_path / "missing.mkv")],
+                 ["stage", "sharpen", str(bad), str(tmp_path / "o.mkv")],
+                 ["stage", "dust", str(bad), str(tmp_path / "o.mkv"), "--set", "threshold"],
+                 ["restore", str(bad), "--title", "../../etc"]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("reel: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_stages_lists_parameters(capsys):
+    assert main(["stages"]) == 0
+    out = capsys.readouterr().out
+    for name in ("deflicker", "dust", "denoise", "upscale"):
+        assert out.count(f"{name} (v") == 1
+    assert "radius = 7" in out and "keep = 0.0" in out
+
+
+def test_stage_runs_one_tool_on_a_clip(tiny_film, tmp_path, capsys):
+    out = tmp_path / "up.mkv"
+    assert main(["stage", "upscale", str(tiny_film["path"]), str(out), "--set", "scale=2"]) == 0
+    from infra.media import probe
+
+    info = probe(out)
+    assert (info.video.width, info.video.height) == (320, 240) and len(info.audio) == 1
+
+
+def test_restore_copies_the_published_version(tiny_film, local_store_env, tmp_path):
+    """As a user runs it: the installed entry point in a child process, against the session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    out = tmp_path / "pub"
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    run = subprocess.run([sys.executable, "-m", "flows.cli", "restore", str(tiny_film["path"]), "--title",
+                          "cli-tiny", "--recipe", "identity", "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["outputs"][0]["path"] == "master.mkv"
+    for o in manifest["outputs"]:
+        assert hashlib.sha256((out / o["path"]).read_bytes()).hexdigest() == o["sha256"]
+    assert (out / "qc.json").is_file() and list((out / "qc").glob("*.png"))
+    assert str(out / "master.mkv") in run.stdout and str(out / "manifest.json") in run.stdout
