@@ -40,9 +40,12 @@ def flicker_index(frames: np.ndarray, radius: int = 3) -> float:
     Near 0 for steady exposure (slow real changes and steps pass through the
     median); grows with frame-to-frame brightness pumping.
     """
-    means = luma(frames).reshape(frames.shape[0], -1).mean(axis=1)
-    n = means.size
-    med = np.array([np.median(means[max(0, i - radius): i + radius + 1]) for i in range(n)])
+    return flicker_from_means(luma(frames).reshape(frames.shape[0], -1).mean(axis=1), radius)
+
+
+def flicker_from_means(means: np.ndarray, radius: int = 3) -> float:
+    """`flicker_index` from per-frame mean luma values (for callers that stream frames)."""
+    med = np.array([np.median(means[max(0, i - radius): i + radius + 1]) for i in range(means.size)])
     return float(np.mean(np.abs(means - med)))
 
 

@@ -19,7 +19,7 @@ from catalog.records import IngestRecord, SegmentRecord
 from infra.media import iter_frames
 from infra.mezzanine import MezzanineReader
 from models.clip import luma
-from models.metrics import psnr, sharpness, ssim_luma
+from models.metrics import flicker_from_means, psnr, sharpness, ssim_luma
 from tasks.common import current_store, retry_transient
 
 QC_VERSION = "1"
@@ -28,11 +28,6 @@ SSIM_SAMPLES = 12  # frames per shot measured with SSIM (cost bound); PSNR and f
 
 def qc_prefix(record: IngestRecord, recipe: Recipe) -> str:
     return f"{record.work_prefix}/{recipe.chain_hash()}/qc-v{QC_VERSION}"
-
-
-def _flicker(means: np.ndarray, radius: int = 3) -> float:
-    med = np.array([np.median(means[max(0, i - radius): i + radius + 1]) for i in range(means.size)])
-    return float(np.mean(np.abs(means - med)))
 
 
 def before_after(src: np.ndarray, res: np.ndarray) -> np.ndarray:
@@ -91,8 +86,8 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
         "shot": shot, "start_frame": start, "end_frame": end, "frames": n,
         "ssim_luma": round(float(np.mean(ssims)), 4),
         "psnr_vs_source_db": round(float(np.mean(np.minimum(psnrs, 99.0))), 2),
-        "flicker_source": round(_flicker(np.array(means_src)), 5),
-        "flicker_restored": round(_flicker(np.array(means_res)), 5),
+        "flicker_source": round(flicker_from_means(np.array(means_src)), 5),
+        "flicker_restored": round(flicker_from_means(np.array(means_res)), 5),
         "sharpness_source": round(float(np.mean(sharp_src)), 6),
         "sharpness_restored": round(float(np.mean(sharp_res)), 6),
         "dust_pixels_filled": int(dust),
