@@ -55,7 +55,7 @@ def _references(t: int, n: int) -> tuple[int, int] | None:
 
 class Dust(Stage):
     name = "dust"
-    version = "1"
+    version = "2"
     description = "Single-frame dust/dirt blotch detection (motion-compensated SDI) and temporal fill"
     Params = DustParams
 
@@ -100,9 +100,9 @@ class Dust(Stage):
             refs = _references(t, n)
             if refs is None:
                 continue
+            pair = self._aligned_neighbours(frames, t, refs, flow)
             warped, raw = [], []
-            for r in refs:
-                wr = warp(frames[r], flow(frames[t], frames[r]))
+            for r, wr in zip(refs, pair, strict=True):
                 offset = np.float32(np.median(ys[t] - luma(wr)))  # residual flicker between frames
                 warped.append(wr + offset)
                 raw.append(ys[r] + offset)
@@ -111,6 +111,33 @@ class Dust(Stage):
                 masks[t] = mask
                 fills[t] = np.clip(0.5 * (warped[0] + warped[1]), 0.0, 1.0)
         return masks, fills
+
+    @staticmethod
+    def _aligned_neighbours(frames: np.ndarray, t: int, refs: tuple[int, int],
+                            flow: FlowEstimator) -> list[np.ndarray]:
+        """The two reference frames warped onto frame t.
+
+        Flow from t itself is garbage inside a large blotch (it matches the blotch to whatever
+        looks alike), which would hide the blotch. When t has a neighbour on each side, a second
+        candidate comes from the flow between the neighbours, which never sees t, halved (constant
+        velocity over two frames). Per pixel we keep the candidate under which the two warped
+        neighbours agree better: right at a blotch that is the interpolated one, and wherever
+        motion changes speed it is the direct one.
+        """
+        direct = [warp(frames[r], flow(frames[t], frames[r])) for r in refs]
+        a, b = refs
+        if a != t - 1 or b != t + 1:
+            return direct
+        across = flow(frames[a], frames[b])  # on a's grid ~ t's grid, for smooth motion
+        interp = [warp(frames[a], -0.5 * across), warp(frames[b], 0.5 * across)]
+        def disagreement(pair: list[np.ndarray]) -> np.ndarray:
+            return cv2.blur(np.abs(luma(pair[0]) - luma(pair[1])), (5, 5))
+        d_direct = disagreement(direct)
+        # ties go to the direct flow (it follows objects that change speed); the interpolated one
+        # must be clearly better, by more than the typical disagreement (grain, sub-pixel error)
+        margin = 1.0 * float(np.median(d_direct))
+        use = (disagreement(interp) + margin < d_direct)[..., None]
+        return [np.where(use, i, d) for i, d in zip(interp, direct, strict=True)]
 
     def _frame_mask(self, y: np.ndarray, ref_y: list[np.ndarray], warped: list[np.ndarray],
                     min_area: int, search: int, radius: int) -> np.ndarray:
@@ -134,6 +161,7 @@ class Dust(Stage):
         count, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
         keep = np.zeros(count, dtype=bool)
         h, w = y.shape
+        core = max(2, round(2 * w / _REF_WIDTH))
         for lab in np.unique(labels[strong]):
             if lab == 0:
                 continue
@@ -142,10 +170,20 @@ class Dust(Stage):
                 continue
             if bh >= h / 4 and bh >= 8 * bw:  # a line scratch, not dust
                 continue
+            if not self._has_core(labels[y0:y0 + bh, x0:x0 + bw] == lab, core):
+                continue  # threads one pixel thin: aliasing of fine periodic detail, not a blotch
             if search and self._found_in_neighbours(y, ref_y, warped, labels == lab, (x0, y0, bw, bh), search):
                 continue
             keep[lab] = True
         return keep[labels]
+
+    @staticmethod
+    def _has_core(region: np.ndarray, size: int) -> bool:
+        """True when a size x size square fits inside the region somewhere."""
+        if region.shape[0] < size or region.shape[1] < size:
+            return False
+        return bool(cv2.erode(region.astype(np.uint8), np.ones((size, size), np.uint8),
+                              borderType=cv2.BORDER_CONSTANT, borderValue=0).any())
 
     @staticmethod
     def _found_in_neighbours(y: np.ndarray, ref_y: list[np.ndarray], warped: list[np.ndarray],

@@ -72,6 +72,29 @@ def test_dust_leaves_fast_moving_objects_alone(make_film):
     assert masks.mean() < 0.001
 
 
+def test_dust_removes_a_large_blotch_that_fools_the_flow():
+    # A blotch much larger than the texture's features: flow computed from the blotched frame
+    # is garbage inside it; the flow between its neighbours (which never see it) is not.
+    frames = textured(t=7, h=96, w=128, pan=2.0)
+    clean = frames.copy()
+    yy, xx = np.mgrid[:96, :128]
+    blob = (xx - 60) ** 2 / 22 ** 2 + (yy - 45) ** 2 / 14 ** 2 < 1
+    frames[3][blob] = 0.04
+    out = Dust()(Clip(frames, Fraction(24))).frames
+    err_in = np.abs(frames[3] - clean[3])[blob].mean()
+    err_out = np.abs(out[3] - clean[3])[blob].mean()
+    assert err_out < 0.1 * err_in, (err_in, err_out)
+
+
+def test_dust_ignores_one_pixel_threads():
+    # isolated one-pixel-thin outliers (aliasing of fine periodic detail) are not blotches
+    frames = textured(t=5)
+    frames[2, 40, 30:42] += 0.3
+    frames[2, 60:72, 90] -= 0.3
+    masks, _ = Dust().detect(Clip(np.clip(frames, 0, 1), Fraction(24)))
+    assert not masks.any()
+
+
 def test_dust_does_not_touch_a_clean_pan():
     frames = textured(t=6)
     masks, _ = Dust().detect(Clip(frames, Fraction(24)))
