@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from typing import Any
 
 import pandas as pd
 
-SHOT_COLUMNS = ["shot", "start_frame", "end_frame", "frames", "start_seconds", "start_timecode"]
+SHOT_COLUMNS = ["shot", "start_frame", "end_frame", "frames", "start_seconds", "start_timecode", "kind"]
+SHOT_KINDS = ("shot", "fade_out", "fade_in", "dissolve")
 
 
 def timecode(frame: int, fps: Fraction) -> str:
@@ -18,15 +21,42 @@ def timecode(frame: int, fps: Fraction) -> str:
     return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}:{ff:02d}"
 
 
-def shot_table(cuts: list[int], total_frames: int, fps: Fraction) -> pd.DataFrame:
-    """One row per shot: frame range [start_frame, end_frame), length, start time and timecode."""
+def _range(t: Any) -> tuple[int, int, str]:
+    """(start, end, kind) of a transition given as a mapping or an object with those fields."""
+    if isinstance(t, dict):
+        return int(t["start"]), int(t["end"]), str(t["kind"])
+    return int(t.start), int(t.end), str(t.kind)
+
+
+def shot_table(cuts: list[int], total_frames: int, fps: Fraction, transitions: Iterable[Any] = ()
+               ) -> pd.DataFrame:
+    """One row per shot: frame range [start_frame, end_frame), length, start time and timecode, kind.
+
+    Gradual transitions (`{"start", "end" (exclusive), "kind"}` mappings or models.shots.Transition)
+    are kept whole and get rows of their own, kind "fade_out", "fade_in" or "dissolve": a shot
+    boundary at each transition's start and end, so restoration's temporal stages (which never read
+    across a row's ends, see `plan_pieces`) do not blend the pictures on either side of a dissolve or
+    fade into each other, and work on the transition's frames only among themselves. Every other row
+    is kind "shot". Cuts may coincide with a transition's ends but not fall inside one.
+    """
     if total_frames < 1:
         raise ValueError("a film needs at least one frame")
     bad = [c for c in cuts if not 0 < c < total_frames]
     if bad or sorted(set(cuts)) != list(cuts):
         raise ValueError(f"cuts must be increasing frame indices inside (0, {total_frames}), got {cuts}")
-    starts = [0, *cuts]
-    ends = [*cuts, total_frames]
+    spans = sorted(_range(t) for t in transitions)
+    prev_end = 0
+    for a, b, kind in spans:
+        if kind not in SHOT_KINDS[1:]:
+            raise ValueError(f"transition kind must be one of {SHOT_KINDS[1:]}, got {kind!r}")
+        if not 0 <= a < b <= total_frames or a < prev_end:
+            raise ValueError(f"transitions must be non-overlapping ranges inside [0, {total_frames}], got {spans}")
+        inside = [c for c in cuts if a < c < b]
+        if inside:
+            raise ValueError(f"cuts {inside} fall inside the {kind} [{a}, {b})")
+        prev_end = b
+    kinds = {(a, b): kind for a, b, kind in spans}
+    bounds = sorted({0, total_frames, *cuts, *(x for a, b, _ in spans for x in (a, b))})
     rows = [
         {
             "shot": i,
@@ -35,8 +65,9 @@ def shot_table(cuts: list[int], total_frames: int, fps: Fraction) -> pd.DataFram
             "frames": e - s,
             "start_seconds": float(Fraction(s) / fps),
             "start_timecode": timecode(s, fps),
+            "kind": kinds.get((s, e), "shot"),
         }
-        for i, (s, e) in enumerate(zip(starts, ends, strict=True))
+        for i, (s, e) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
     ]
     return pd.DataFrame(rows, columns=SHOT_COLUMNS)
 
@@ -45,7 +76,8 @@ def shot_table(cuts: list[int], total_frames: int, fps: Fraction) -> pd.DataFram
 class Piece:
     """A unit of restoration work: frames [start, end) of one shot plus halo frames read around it.
 
-    read_start/read_end never leave the shot, so no temporal stage sees across a cut.
+    read_start/read_end never leave the shot (or transition) row, so no temporal stage sees across
+    a cut or into or out of a fade or dissolve.
     """
 
     shot: int

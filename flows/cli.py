@@ -36,6 +36,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     cfg = SynthConfig(width=w, height=h, shots=args.shots, frames_per_shot=args.frames_per_shot,
                       fps=Fraction(args.fps), seed=args.seed)
     film = render_film(cfg)
+    if getattr(args, "transitions", False):  # first: flashes keep clear of the transitions
+        from models.synth_events import add_transitions
+
+        film = add_transitions(film, seed=args.seed)
+    if getattr(args, "flashes", False):
+        from models.synth_events import add_flashes
+
+        film = add_flashes(film, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     audio = (film.audio, film.audio_sample_rate)
     write_film(out, film.degraded, cfg.fps, audio)
@@ -45,6 +53,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     truth.write_text(json.dumps(film.truth))
     print(f"degraded: {out}\nclean:    {clean}\ntruth:    {truth}")
     print(f"{film.truth['frames']} frames at {film.truth['fps']} fps, cuts {film.truth['cuts']}")
+    if film.truth.get("transitions"):
+        print("transitions " + ", ".join(f"{t['kind']} [{t['start']}, {t['end']})" for t in film.truth["transitions"]))
+    if film.truth.get("flash_frames"):
+        print(f"flash frames {film.truth['flash_frames']}")
     return 0
 
 
@@ -58,17 +70,81 @@ def _parse_wxh(text: str) -> tuple[int, int]:
 
 # --- shots -------------------------------------------------------------------------------------
 def detect_file_cuts(source: Path) -> dict[str, Any]:
-    from infra.media import iter_frames, probe
+    """Cuts and transitions of a media file, as `reel shots --json` prints them.
+
+    {"cuts": [frame, ...], "cut_seconds": [s, ...], "transitions": [{"start", "end", "kind",
+    "start_seconds", "end_seconds"}, ...], "frames": n, "fps": "num/den", "detector_version": v}.
+    Frames are 0-based decoded-frame indices; a cut is the first frame of a new shot; a transition
+    covers frames start .. end-1 (end exclusive), kind "fade_out", "fade_in" or "dissolve".
+    Seconds are the frames' own presentation times (infra.media.frame_times), relative to frame 0,
+    so they are right for variable-frame-rate files; end_seconds is the time of frame `end` (for a
+    transition running to the last frame: that frame's time plus one nominal frame duration).
+    Y'CbCr sources are analysed on their luma plane as decoded (no RGB conversion: fast).
+    """
+    import av
+
+    from infra.media import MediaError, frame_times, probe
     from infra.settings import load_settings
-    from models.shots import decide_cuts, pair_scores, signature
+    from models.shots import DETECTOR_VERSION, decide, features_from_thumbnail, score_frames, thumbnail
 
     info = probe(source, timeout_s=load_settings().probe_timeout_s)
     assert info.video is not None
-    sigs = np.stack([signature(f.astype(np.float32) / np.float32(255)) for f in iter_frames(source, depth=8)])
-    cuts = decide_cuts(pair_scores(sigs, 0, len(sigs)))
+    packed_rgb = {"rgb24", "bgr24", "rgba", "bgra", "argb", "abgr", "rgb0", "bgr0", "0rgb", "0bgr"}
+    decoded_pts: list[int | None] = []
+    time_base: list[Fraction] = []
+
+    def luma_thumbnail(frame: av.VideoFrame) -> np.ndarray:
+        name = frame.format.name
+        plane = frame.planes[0]
+        if name.startswith(("yuv", "nv12", "nv21")) and not name.endswith("be"):  # the luma plane as decoded
+            bits = frame.format.components[0].bits
+            y = np.frombuffer(plane, np.uint8 if bits <= 8 else np.uint16).reshape(plane.height, -1)
+            y = y[:, : plane.width]
+            if name.startswith("yuvj") or frame.color_range == 2:  # full range
+                return thumbnail(y, 1.0 / ((1 << bits) - 1))
+            lo, span = 16 << (bits - 8), 219 << (bits - 8)
+            return thumbnail(y, 1.0 / span, -lo / span)
+        order = name[:3] if name.endswith("24") else name[:4]
+        if name in packed_rgb and set("rgb") <= set(order):  # packed 8-bit RGB: weigh the channels in place
+            weights = [0.0] * len(order)
+            for ch, k in zip("rgb", (0.2126, 0.7152, 0.0722), strict=True):
+                weights[order.index(ch)] = k
+            px = np.frombuffer(plane, np.uint8).reshape(plane.height, -1)[:, : plane.width * len(order)]
+            return thumbnail(px.reshape(plane.height, plane.width, len(order)), weights=weights)
+        return thumbnail(frame.to_ndarray(format="rgb24"))
+
+    def features() -> Iterator[Any]:
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            time_base.append(stream.time_base or Fraction(1, 1))
+            try:
+                for frame in container.decode(stream):
+                    decoded_pts.append(frame.pts)
+                    yield features_from_thumbnail(luma_thumbnail(frame))
+            except (av.FFmpegError, OSError) as exc:
+                raise MediaError(f"cannot read media {str(source)!r}: decoding failed at frame "
+                                 f"{len(decoded_pts)} ({exc})") from None
+
+    rows = score_frames(features())
+    det = decide(rows)
+    n = int(rows.shape[0])
     fps = info.video.fps
-    return {"cuts": cuts, "frames": int(len(sigs)), "fps": f"{fps.numerator}/{fps.denominator}",
-            "cut_seconds": [round(float(Fraction(c) / fps), 6) for c in cuts]}
+    times = frame_times(source)
+    if len(times) != n:  # the demuxer and the decoder disagree: use the decoded frames' own stamps
+        if n and all(p is not None for p in decoded_pts):
+            first = min(decoded_pts)
+            times = sorted(float((p - first) * time_base[0]) for p in decoded_pts)
+        else:
+            times = [float(Fraction(i) / fps) for i in range(n)]
+
+    def at(i: int) -> float:
+        return round(times[i] if i < n else (times[-1] + float(1 / fps) if n else 0.0), 6)
+
+    return {"cuts": det.cuts, "cut_seconds": [at(c) for c in det.cuts],
+            "transitions": [{**t.to_dict(), "start_seconds": at(t.start), "end_seconds": at(t.end)}
+                            for t in det.transitions],
+            "frames": n, "fps": f"{fps.numerator}/{fps.denominator}", "detector_version": DETECTOR_VERSION}
 
 
 def cmd_shots(args: argparse.Namespace) -> int:
@@ -77,6 +153,8 @@ def cmd_shots(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(" ".join(str(c) for c in result["cuts"]))
+        for t in result["transitions"]:
+            print(f"{t['kind']} {t['start']} {t['end']}")
     return 0
 
 
@@ -243,11 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=4)
     p.add_argument("--frames-per-shot", type=int, default=24)
     p.add_argument("--fps", default="24", help="frames per second, e.g. 24 or 24000/1001")
+    p.add_argument("--flashes", action="store_true",
+                   help="add flashes toward white (gunfire, lightning, partial): not cuts")
+    p.add_argument("--transitions", action="store_true",
+                   help="replace some cuts by dissolves and fade-out/fade-in pairs (truth: transitions)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("shots", help="detect cuts (0-based first frame of each new shot)")
+    p = sub.add_parser("shots", help="detect cuts (0-based first frame of each new shot) and transitions")
     p.add_argument("source")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print {cuts, cut_seconds, transitions [{start, end (exclusive), kind}], frames, fps}")
     p.set_defaults(func=cmd_shots)
 
     p = sub.add_parser("stages", help="list stages with parameters and defaults")

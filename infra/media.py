@@ -986,6 +986,50 @@ def audio_packet_digests(path: str | os.PathLike) -> list[str]:
         return [digests[s.index].hexdigest() for s in streams]
 
 
+def frame_times(path: str | os.PathLike) -> list[float]:
+    """Presentation time (seconds) of each frame of the first video stream, in decoder output order.
+
+    Frame i here is frame i of `iter_frames`. Read from the packets' own timestamps (pts, else dts;
+    demuxing only, no decoding), sorted into presentation order, relative to the first frame (frame
+    0 is at 0.0): right for variable frame rates, where index / fps is not. When some packet carries
+    no timestamp at all, the frames are decoded and their own (best-effort) timestamps used instead.
+    """
+    _existing_file(path)
+    with _open_input(path, str(path)) as container:
+        stream = _video_stream(container, str(path))
+        base = stream.time_base
+        stamps: list[int] = []
+        complete = True
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's end-of-stream marker
+                    continue
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is None:
+                    complete = False
+                    break
+                stamps.append(ts)
+        except (av.FFmpegError, OSError) as exc:
+            raise _read_error(path, f"demuxing failed ({_av_reason(exc)})") from None
+    if not complete:
+        with _open_input(path, str(path)) as container:
+            stream = _video_stream(container, str(path))
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate or 1
+            stamps, base = [], Fraction(1, 1) if stream.time_base is None else stream.time_base
+            try:
+                for i, frame in enumerate(container.decode(stream)):
+                    ts = frame.pts if frame.pts is not None else getattr(frame, "dts", None)
+                    stamps.append(ts if ts is not None else round(i / (Fraction(rate) * base)))
+            except (av.FFmpegError, OSError) as exc:
+                raise _read_error(path, f"decoding failed ({_av_reason(exc)})") from None
+    if not stamps:
+        return []
+    stamps.sort()
+    first = stamps[0]
+    return [float((ts - first) * base) for ts in stamps]
+
+
 # --- child-process entry ------------------------------------------------------------------
 
 

@@ -1,4 +1,11 @@
-"""Shot detection over mezzanine chunks: scores per chunk in parallel, one decision over the film."""
+"""Shot detection over mezzanine chunks: scores per chunk in parallel, one decision over the film.
+
+Each chunk scores its own frames from its frames plus a halo of 1 frame before and HEAL after
+(`models.shots.score_rows`: every row depends only on frames t-1 .. t+HEAL), so the concatenated
+rows equal the serial rows exactly; cuts and transitions (fades, dissolves) are then decided once
+over the whole film (`models.shots.decide`) and stored as the shot table, transitions as rows of
+their own (`catalog.shots.shot_table`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from catalog.records import IngestRecord
 from catalog.shots import shot_table
 from infra.mezzanine import MezzanineReader
-from models.shots import DETECTOR_VERSION, HEAL, decide_cuts, pair_scores, signature
+from models.shots import DETECTOR_VERSION, HEAL, decide, frame_features, score_rows
 from tasks.common import current_store, retry_transient
 
 
@@ -38,16 +45,15 @@ def chunk_scores(record: IngestRecord, index: int) -> np.ndarray:
     start = index * record.chunk_frames
     end = min(record.frames, start + record.chunk_frames)
     lo, hi = max(0, start - 1), min(record.frames, end + HEAL)
-    scale = 255.0 if record.bit_depth == 8 else 65535.0
     with tempfile.TemporaryDirectory(prefix="reel-shots-") as tmp:
-        frames = MezzanineReader(current_store(), record, tmp).read(lo, hi)
-    sigs = np.stack([signature(f.astype(np.float32) / np.float32(scale)) for f in frames])
-    return pair_scores(sigs, start - lo, end - start)
+        frames = MezzanineReader(current_store(), record, tmp).read(lo, hi)  # uint8 or full-scale uint16
+    return score_rows([frame_features(f) for f in frames], start - lo, end - start)
 
 
 @task(name="shot-table", cache_policy=NO_CACHE)
 def save_shots(record: IngestRecord, scores: list[np.ndarray]) -> pd.DataFrame:
-    table = shot_table(decide_cuts(np.concatenate(scores)), record.frames, record.fps_fraction)
+    found = decide(np.concatenate(scores))
+    table = shot_table(found.cuts, record.frames, record.fps_fraction, found.transitions)
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
     current_store().put_bytes(shots_key(record), buf.getvalue())

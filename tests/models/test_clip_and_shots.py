@@ -7,7 +7,7 @@ import pytest
 
 from models.clip import Clip, ColorInfo, to_uint
 from models.metrics import cut_scores, mask_scores
-from models.shots import HEAL, decide_cuts, detect_cuts, pair_scores, signature
+from models.shots import HEAL, decide, decide_cuts, detect_cuts, frame_features, score_frames, score_rows
 from models.synth import SynthConfig, render_film
 
 
@@ -45,16 +45,17 @@ def test_flash_and_blotch_frames_are_not_cuts():
 def test_chunked_scores_equal_serial_scores():
     f = render_film(SynthConfig(seed=4, shots=3, frames_per_shot=10))
     frames = f.degraded.astype(np.float32) / 255
-    sigs = np.stack([signature(x) for x in frames])
-    serial = pair_scores(sigs, 0, len(sigs))
+    serial = score_rows([frame_features(x) for x in frames], 0, len(frames))
     parts = []
-    for start in range(0, len(sigs), 7):  # odd chunk length on purpose
-        count = min(7, len(sigs) - start)
-        lo, hi = max(0, start - 1), min(len(sigs), start + count + HEAL)
-        parts.append(pair_scores(sigs[lo:hi], start - lo, count))
+    for start in range(0, len(frames), 7):  # odd chunk length on purpose; each chunk computes its own features
+        count = min(7, len(frames) - start)
+        lo, hi = max(0, start - 1), min(len(frames), start + count + HEAL)
+        parts.append(score_rows([frame_features(x) for x in frames[lo:hi]], start - lo, count))
     chunked = np.concatenate(parts)
     assert np.array_equal(np.nan_to_num(serial, nan=-1), np.nan_to_num(chunked, nan=-1))
+    assert np.array_equal(np.nan_to_num(score_frames(frames), nan=-1), np.nan_to_num(serial, nan=-1))
     assert decide_cuts(chunked) == decide_cuts(serial) == f.truth["cuts"]
+    assert decide(chunked) == decide(serial)
 
 
 def test_scores_count_true_and_false_positives():
