@@ -81,15 +81,17 @@ class Recipe(BaseModel):
         return width, height
 
 
+# The order restorers use: steady the picture, even its brightness, then remove what is on one
+# frame (dust) or a run of frames (line scratches), and manage grain last, on clean frames.
+DEFECTS = ("stabilise", "deflicker", "dust", "scratch", "denoise")
+
 BUILTIN_RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe(name="identity", stages=[]),
-        Recipe(name="defects", stages=["deflicker", "dust", "denoise"]),
-        Recipe(name="default", stages=["deflicker", "dust", "denoise",
-                                       {"name": "upscale", "params": {"scale": 2.0}}]),
-        Recipe(name="uhd", stages=["deflicker", "dust", "denoise",
-                                   {"name": "upscale", "params": {"target": "uhd"}}]),
+        Recipe(name="defects", stages=[*DEFECTS]),
+        Recipe(name="default", stages=[*DEFECTS, {"name": "upscale", "params": {"scale": 2.0}}]),
+        Recipe(name="uhd", stages=[*DEFECTS, {"name": "upscale", "params": {"target": "uhd"}}]),
     )
 }
 

@@ -53,13 +53,15 @@ def _temporal_median(x: np.ndarray, radius: int) -> np.ndarray:
 
 class Deflicker(Stage):
     name = "deflicker"
-    version = "1"
+    version = "2"
     description = "Global + tile-wise brightness/contrast flicker removal toward a temporal median target"
     Params = DeflickerParams
 
     @property
     def context_frames(self) -> int:
-        return self.params.radius
+        # the regional pass takes a temporal median of globally corrected frames, and each of
+        # those frames' correction looks radius frames further: twice the radius in all
+        return self.params.radius * (2 if self.params.tiles > 0 and self.params.strength > 0 else 1)
 
     def process(self, clip: Clip) -> tuple[Clip, dict[str, Any]]:
         p = self.params

@@ -80,3 +80,110 @@ def cut_scores(found: list[int], truth: list[int], tolerance: int = 1) -> dict[s
     recall = tp / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+# --- motion / temporal stability ---------------------------------------------------------------------
+
+
+def _norm_luma(x: np.ndarray) -> np.ndarray:
+    y = luma(x) if x.ndim == 3 else x.astype(np.float32, copy=False)
+    y = cv2.GaussianBlur(y, (0, 0), 1.0)
+    return ((y - y.mean()) / max(float(y.std()), 1e-6)).astype(np.float32)
+
+
+def global_shift(a: np.ndarray, b: np.ndarray, max_side: int = 640) -> tuple[float, float]:
+    """Sub-pixel translation (dx, dy) of frame `b` relative to `a`: b(x + d) ~ a(x).
+
+    a, b: (H, W, 3) float RGB or (H, W) luma, same shape. Each is reduced to luma
+    normalised to zero mean / unit std (so brightness changes do not matter); phase
+    correlation with a Hanning window gives the shift to about a pixel, and ECC
+    (translation model) refines it to ~0.05 px. Frames larger than `max_side` are
+    measured downscaled.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"global_shift needs equal shapes, got {a.shape} and {b.shape}")
+    ya, yb = _norm_luma(a), _norm_luma(b)
+    h, w = ya.shape
+    s = min(1.0, max_side / max(h, w))
+    if s < 1.0:
+        size = (max(8, round(w * s)), max(8, round(h * s)))
+        ya = cv2.resize(ya, size, interpolation=cv2.INTER_AREA)
+        yb = cv2.resize(yb, size, interpolation=cv2.INTER_AREA)
+    fx, fy = w / ya.shape[1], h / ya.shape[0]
+    win = cv2.createHanningWindow((ya.shape[1], ya.shape[0]), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(ya, yb, win)
+    d = np.array([dx, dy])
+    warp_m = np.float32([[1, 0, dx], [0, 1, dy]])
+    try:
+        _, warp_m = cv2.findTransformECC(ya, yb, warp_m, cv2.MOTION_TRANSLATION,
+                                         (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5), None, 1)
+        if np.all(np.isfinite(warp_m)) and np.hypot(*(warp_m[:, 2] - d)) < 2.0:
+            d = warp_m[:, 2].astype(np.float64)
+    except cv2.error:
+        pass  # ECC did not converge: keep the phase-correlation estimate
+    return float(d[0] * fx), float(d[1] * fy)
+
+
+def _local_linear_trend(x: np.ndarray, radius: int) -> np.ndarray:
+    """Least-squares line through x[t-radius .. t+radius] (cut at the ends), evaluated at t; x: (T, D)."""
+    n = x.shape[0]
+    out = np.empty_like(x, dtype=np.float64)
+    for t in range(n):
+        lo, hi = max(0, t - radius), min(n, t + radius + 1)
+        k = np.arange(lo - t, hi - t, dtype=np.float64)
+        y = x[lo:hi].astype(np.float64)
+        kc = k - k.mean()
+        skk = float((kc * kc).sum())
+        slope = (kc[:, None] * (y - y.mean(axis=0))).sum(axis=0) / skk if skk > 0 else 0.0
+        out[t] = y.mean(axis=0) - slope * k.mean()
+    return out
+
+
+def frame_shifts(frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(T, 2) `global_shift(reference[t], frames[t])` for each frame."""
+    if frames.shape != reference.shape:
+        raise ValueError(f"frame_shifts needs equal shapes, got {frames.shape} and {reference.shape}")
+    return np.array([global_shift(r, f) for r, f in zip(reference, frames, strict=True)]).reshape(-1, 2)
+
+
+def residual_weave(frames: np.ndarray, reference: np.ndarray, radius: int = 6) -> float:
+    """RMS length (px) of the fast part of each frame's shift relative to the reference.
+
+    shift_t = global_shift(reference[t], frames[t]); its slow part (a centred
+    moving average over ±radius frames, as a local line so the ends are not biased)
+    is removed, and the RMS of what remains is returned. A degraded film against
+    its clean version gives its weave; a perfectly stabilised one ~0 (a constant
+    offset or slow drift does not count).
+    """
+    d = frame_shifts(frames, reference)
+    if d.shape[0] < 2:
+        return 0.0
+    r = d - _local_linear_trend(d, radius)
+    return float(np.sqrt(np.mean(np.sum(r * r, axis=1))))
+
+
+def warping_error(frames: np.ndarray, flow_frames: np.ndarray | None = None, preset: str = "medium") -> float:
+    """Temporal consistency: mean |frame t - frame t-1 warped onto t| over non-occluded pixels.
+
+    Flow is DIS (`models.flow`) on `flow_frames` if given (e.g. the clean film, so the
+    motion is not learnt from the artefacts being measured), else on `frames`;
+    pixels whose forward-backward flow error is >= 1 px are not counted. Averaged
+    over the pairs; lower = more stable. (T, H, W, 3) floats in [0, 1].
+    """
+    from models.flow import FlowEstimator, consistency_error, warp
+
+    src = frames if flow_frames is None else flow_frames
+    if src.shape != frames.shape:
+        raise ValueError(f"flow_frames must match frames, got {src.shape} and {frames.shape}")
+    est = FlowEstimator(preset)
+    errs = []
+    for t in range(1, frames.shape[0]):
+        f_tp = est(src[t], src[t - 1])  # frame t-1 sampled at p + f lands on frame t
+        f_pt = est(src[t - 1], src[t])
+        ok = consistency_error(f_tp, f_pt) < 1.0
+        if not ok.any():
+            continue
+        prev = warp(frames[t - 1], f_tp)
+        diff = np.abs(frames[t].astype(np.float32) - prev).mean(axis=-1)
+        errs.append(float(diff[ok].mean()))
+    return float(np.mean(errs)) if errs else 0.0

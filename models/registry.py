@@ -7,10 +7,15 @@ from typing import Any
 from models.deflicker import Deflicker
 from models.denoise import Denoise
 from models.dust import Dust
+from models.scratch import Scratch
+from models.stabilise import Stabilise
 from models.stage import Stage
 from models.upscale import Upscale
 
-STAGES: dict[str, type[Stage]] = {cls.name: cls for cls in (Deflicker, Dust, Denoise, Upscale)}
+# in the order restorers apply them
+STAGES: dict[str, type[Stage]] = {
+    cls.name: cls for cls in (Stabilise, Deflicker, Dust, Scratch, Denoise, Upscale)
+}
 
 
 def make_stage(name: str, params: dict[str, Any] | None = None) -> Stage:

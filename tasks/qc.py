@@ -19,10 +19,11 @@ from catalog.records import IngestRecord, SegmentRecord
 from infra.media import iter_frames
 from infra.mezzanine import MezzanineReader
 from models.clip import luma
+from models.duplicates import DuplicateDetector
 from models.metrics import flicker_from_means, psnr, sharpness, ssim_luma
 from tasks.common import current_store, retry_transient
 
-QC_VERSION = "1"
+QC_VERSION = "2"
 SSIM_SAMPLES = 12  # frames per shot measured with SSIM (cost bound); PSNR and flicker use every frame
 
 
@@ -58,6 +59,7 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
     middle = n // 2
     means_src, means_res, psnrs, ssims, sharp_src, sharp_res = [], [], [], [], [], []
     picture = None
+    repeats = DuplicateDetector()
     with tempfile.TemporaryDirectory(prefix="reel-qc-") as tmp:
         paths = []
         for i, seg in enumerate(segments):
@@ -69,6 +71,7 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
         source = itertools.chain.from_iterable(reader.iter_blocks(start, end))
         for i, (s_u, r_u) in enumerate(zip(source, restored, strict=True)):
             s = s_u.astype(np.float32) / scale
+            repeats.push(s)
             r_full = r_u.astype(np.float32) / np.float32(65535.0)
             r = cv2.resize(r_full, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_AREA) \
                 if r_full.shape != s.shape else r_full
@@ -81,7 +84,13 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
                 sharp_res.append(sharpness(r[None]))
             if i == middle:
                 picture = before_after(s, r_full)
-    dust = sum(sum(rep.get("dust_pixels", [])) for seg in segments for rep in seg.reports)
+    def stage_reports(name: str) -> list[dict[str, Any]]:
+        return [rep for seg in segments for rep in seg.reports if rep.get("stage") == name]
+
+    dust = sum(sum(rep.get("dust_pixels", [])) for rep in stage_reports("dust"))
+    scratch = sum(sum(rep.get("pixels_per_frame", [])) for rep in stage_reports("scratch"))
+    shifts = [float(np.hypot(x, y)) for rep in stage_reports("stabilise")
+              for x, y in zip(rep.get("dx", []), rep.get("dy", []), strict=True)]
     metrics = {
         "shot": shot, "start_frame": start, "end_frame": end, "frames": n,
         "ssim_luma": round(float(np.mean(ssims)), 4),
@@ -91,6 +100,10 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
         "sharpness_source": round(float(np.mean(sharp_src)), 6),
         "sharpness_restored": round(float(np.mean(sharp_res)), 6),
         "dust_pixels_filled": int(dust),
+        "scratch_pixels_filled": int(scratch),
+        "weave_corrected_px_mean": round(float(np.mean(shifts)), 3) if shifts else 0.0,
+        # repeated frames of the source (old transfers), as frame indices of the film
+        "duplicate_frames": [start + d["frame"] for d in repeats.results()],
     }
     metrics["verdict"] = "pass" if metrics["ssim_luma"] >= recipe.qc.min_ssim else "review"
     image_key = f"{prefix}/shot{shot:04d}-before-after.png"
@@ -115,14 +128,16 @@ def qc_report(record: IngestRecord, recipe: Recipe, shots: list[dict[str, Any]])
                     "ssim_luma_min": min(r["ssim_luma"] for r in shots),
                     "flicker_source_mean": round(float(np.mean([r["flicker_source"] for r in shots])), 5),
                     "flicker_restored_mean": round(float(np.mean([r["flicker_restored"] for r in shots])), 5),
-                    "dust_pixels_filled": sum(r["dust_pixels_filled"] for r in shots)},
+                    "dust_pixels_filled": sum(r["dust_pixels_filled"] for r in shots),
+                    "scratch_pixels_filled": sum(r.get("scratch_pixels_filled", 0) for r in shots),
+                    "duplicate_frames": [f for r in shots for f in r.get("duplicate_frames", [])]},
         "shots": shots,
     }
     key = f"{qc_prefix(record, recipe)}/qc.json"
     store.put_bytes(key, json.dumps(report, indent=2).encode(), content_type="application/json")
     report["key"] = key
     columns = ["shot", "start_frame", "end_frame", "ssim_luma", "flicker_source", "flicker_restored",
-               "dust_pixels_filled", "verdict"]
+               "dust_pixels_filled", "scratch_pixels_filled", "weave_corrected_px_mean", "verdict"]
     create_table_artifact(key=f"qc-{record.title}", table=[{c: r[c] for c in columns} for r in shots],
                           description=f"QC per shot of {record.title} ({recipe.name})")
     worst = sorted(shots, key=lambda r: r["ssim_luma"])[:5]

@@ -15,6 +15,7 @@ from catalog.records import IngestRecord, SegmentRecord
 from catalog.shots import Piece
 from infra.media import FFV1Writer
 from infra.mezzanine import MezzanineReader
+from models.chain import run_chain
 from models.clip import Clip, ColorInfo
 from tasks.common import current_store, retry_transient, short_hash
 
@@ -24,11 +25,6 @@ def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe) -> str:
     h = short_hash({"source": record.source_sha256, "depth": record.bit_depth,
                     "piece": piece.to_dict(), "chain": recipe.chain()})
     return f"{record.work_prefix}/{recipe.chain_hash()}/shot{piece.shot:04d}-p{piece.part:02d}-{h}.mkv"
-
-
-def _trim(report: dict[str, Any], n_read: int, a: int, b: int) -> dict[str, Any]:
-    """Keep only the output frames' entries of per-frame lists in a stage report."""
-    return {k: (v[a:b] if isinstance(v, list) and len(v) == n_read else v) for k, v in report.items()}
 
 
 @task(name="restore-piece", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
@@ -45,13 +41,8 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe) -> Segment
         color = ColorInfo(**{**record.color, "bit_depth": record.color.get("bit_depth", record.bit_depth)})
         clip = Clip.from_uint(frames, Fraction(record.fps), first_frame=piece.read_start, color=color)
         del frames
-        n_read = clip.num_frames
-        a, b = piece.start - piece.read_start, piece.end - piece.read_start
-        reports = []
-        for stage in recipe.build():
-            clip, report = stage.process(clip)
-            reports.append({"stage": stage.name, **_trim(report, n_read, a, b)})
-        out = clip.slice(a, b)
+        out, reports = run_chain(recipe.build(), clip, piece.start - piece.read_start,
+                                 piece.end - piece.read_start)
         path = Path(tmp) / "segment.mkv"
         with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
             writer.write(out.to_uint())

@@ -32,6 +32,10 @@ def tiny_film(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("film")
     cfg = SynthConfig(**FILM)
     f = render_film(cfg)
+    repeat = f.truth["cuts"][0] + 5  # a frame printed twice, as old transfers do
+    f.degraded[repeat] = f.degraded[repeat - 1]
+    f.clean[repeat] = f.clean[repeat - 1]
+    f.truth["repeated_frames"] = [repeat]
     path, clean = d / "tiny.mkv", d / "tiny.clean.mkv"
     write_film(path, f.degraded, Fraction(cfg.fps), (f.audio, f.audio_sample_rate))
     write_film(clean, f.clean, Fraction(cfg.fps), (f.audio, f.audio_sample_rate))

@@ -43,7 +43,7 @@ def test_stages_lists_parameters(capsys):
     out = capsys.readouterr().out
     for name in ("deflicker", "dust", "denoise", "upscale"):
         assert out.count(f"{name} (v") == 1
-    assert "radius = 7" in out and "keep = 0.0" in out
+    assert "radius = 7" in out and "grain = 'remove'" in out
 
 
 def test_stage_runs_one_tool_on_a_clip(tiny_film, tmp_path, capsys):
