@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench bench-defects bench-shots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: setup
 
 bench: setup
 	$(PY) -m benchmarks.pipeline
+
+bench-defects: setup
+	$(PY) -m benchmarks.defects
+
+bench-shots: setup
+	$(PY) -m benchmarks.shots
 
 clean:
 	rm -rf $(VENV) reel-data reel-demo reel-out bench-out

@@ -44,6 +44,7 @@ class ShotRecord(BaseModel):
     start_frame: int
     end_frame: int
     start_timecode: str
+    kind: str = Field("shot", description="shot, or a transition kept whole: fade_out, fade_in, dissolve")
     segments: list[str] = Field(description="storage keys of the restored pieces, in order")
     stage_reports: list[dict[str, Any]] = Field(default_factory=list)
 

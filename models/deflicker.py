@@ -31,10 +31,26 @@ class DeflickerParams(StageParams):
 
 
 def _robust_stats(y: np.ndarray) -> tuple[float, float]:
-    """Mean and std of a luma image after clipping its 1st/99th percentiles."""
-    lo, hi = np.percentile(y, [1, 99])
-    c = np.clip(y, lo, hi)
-    return float(c.mean()), float(c.std())
+    """Level and spread of a luma image: median and IQR / 1.349 (the std for a normal spread).
+
+    Both follow an affine change of intensity exactly (what flicker is) and ignore up to a
+    quarter of the pixels being anything else: a large blotch must not set a frame's gain.
+    """
+    q1, med, q3 = np.percentile(y, [25, 50, 75])
+    return float(med), float((q3 - q1) / 1.349)
+
+
+def _tile_medians(thumbs: np.ndarray, gx: int, gy: int) -> np.ndarray:
+    """(T, gy, gx) median luma of each tile (a blotch covering part of a tile barely moves it)."""
+    t_count, h, w = thumbs.shape
+    ys = np.linspace(0, h, gy + 1).round().astype(int)
+    xs = np.linspace(0, w, gx + 1).round().astype(int)
+    out = np.empty((t_count, gy, gx), dtype=np.float32)
+    for i in range(gy):
+        for j in range(gx):
+            block = thumbs[:, ys[i]:ys[i + 1], xs[j]:xs[j + 1]].reshape(t_count, -1)
+            out[:, i, j] = np.median(block, axis=1)
+    return out
 
 
 def _thumbs(frames: np.ndarray, max_side: int = 256) -> np.ndarray:
@@ -53,7 +69,7 @@ def _temporal_median(x: np.ndarray, radius: int) -> np.ndarray:
 
 class Deflicker(Stage):
     name = "deflicker"
-    version = "2"
+    version = "3"
     description = "Global + tile-wise brightness/contrast flicker removal toward a temporal median target"
     Params = DeflickerParams
 
@@ -78,7 +94,7 @@ class Deflicker(Stage):
             out[t] = frames[t] * np.float32(gain[t]) + np.float32(offset[t])
 
         if p.tiles > 0 and p.strength > 0:
-            out = self._regional(out, p.tiles, p.radius, p.strength)
+            out = self._regional(out, thumbs, gain, offset, p.tiles, p.radius, p.strength)
         np.clip(out, 0.0, 1.0, out=out)
         report = {
             "gain": [round(float(g), 4) for g in gain],
@@ -87,13 +103,19 @@ class Deflicker(Stage):
         return clip.with_frames(out), report
 
     @staticmethod
-    def _regional(frames: np.ndarray, tiles: int, radius: int, strength: float) -> np.ndarray:
+    def _regional(frames: np.ndarray, thumbs: np.ndarray, gain: np.ndarray, offset: np.ndarray, tiles: int,
+                  radius: int, strength: float) -> np.ndarray:
         t_count, h, w, _ = frames.shape
         gx = tiles
         gy = max(1, round(tiles * h / w))
-        grid = np.stack([cv2.resize(luma(f), (gx, gy), interpolation=cv2.INTER_AREA) for f in frames])
+        # tile levels of the globally corrected frames (the correction is affine: medians follow it)
+        grid = _tile_medians(thumbs, gx, gy) * gain[:, None, None] + offset[:, None, None]
         target = _temporal_median(grid, radius)
-        ratio = np.clip(target / np.maximum(grid, 1e-3), 0.7, 1.4) ** strength
+        ratio = np.clip(target / np.maximum(grid, 1e-3), 0.7, 1.4)
+        # flicker varies smoothly across the frame; a tile far off its neighbours' ratio holds
+        # something else (a large blotch, an object), so it takes their median instead
+        smooth = median_filter(ratio, size=(1, 3, 3), mode="nearest")
+        ratio = np.where(np.abs(ratio - smooth) > 0.08, smooth, ratio) ** strength
         out = np.empty_like(frames)
         for t in range(t_count):
             field = cv2.resize(ratio[t].astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)

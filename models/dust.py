@@ -55,7 +55,7 @@ def _references(t: int, n: int) -> tuple[int, int] | None:
 
 class Dust(Stage):
     name = "dust"
-    version = "2"
+    version = "3"
     description = "Single-frame dust/dirt blotch detection (motion-compensated SDI) and temporal fill"
     Params = DustParams
 
@@ -100,34 +100,36 @@ class Dust(Stage):
             refs = _references(t, n)
             if refs is None:
                 continue
-            pair = self._aligned_neighbours(frames, t, refs, flow)
-            warped, raw = [], []
+            pair, fill_pair = self._aligned_neighbours(frames, t, refs, flow)
+            warped, raw, offsets = [], [], []
             for r, wr in zip(refs, pair, strict=True):
                 offset = np.float32(np.median(ys[t] - luma(wr)))  # residual flicker between frames
+                offsets.append(offset)
                 warped.append(wr + offset)
                 raw.append(ys[r] + offset)
             mask = self._frame_mask(ys[t], raw, warped, min_area, search, max(1, round(scale)))
             if mask.any():
                 masks[t] = mask
-                fills[t] = np.clip(0.5 * (warped[0] + warped[1]), 0.0, 1.0)
+                fills[t] = np.clip(0.5 * (fill_pair[0] + offsets[0] + fill_pair[1] + offsets[1]), 0.0, 1.0)
         return masks, fills
 
     @staticmethod
     def _aligned_neighbours(frames: np.ndarray, t: int, refs: tuple[int, int],
-                            flow: FlowEstimator) -> list[np.ndarray]:
-        """The two reference frames warped onto frame t.
+                            flow: FlowEstimator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The two reference frames warped onto frame t: for detection, and for filling.
 
         Flow from t itself is garbage inside a large blotch (it matches the blotch to whatever
         looks alike), which would hide the blotch. When t has a neighbour on each side, a second
         candidate comes from the flow between the neighbours, which never sees t, halved (constant
         velocity over two frames). Per pixel we keep the candidate under which the two warped
         neighbours agree better: right at a blotch that is the interpolated one, and wherever
-        motion changes speed it is the direct one.
+        motion changes speed it is the direct one. Inside what is then found to be dirt, the
+        frame's own flow is suspect, so the fill takes whichever candidate agrees better.
         """
         direct = [warp(frames[r], flow(frames[t], frames[r])) for r in refs]
         a, b = refs
         if a != t - 1 or b != t + 1:
-            return direct
+            return direct, direct
         across = flow(frames[a], frames[b])  # on a's grid ~ t's grid, for smooth motion
         interp = [warp(frames[a], -0.5 * across), warp(frames[b], 0.5 * across)]
         def disagreement(pair: list[np.ndarray]) -> np.ndarray:
@@ -136,8 +138,11 @@ class Dust(Stage):
         # ties go to the direct flow (it follows objects that change speed); the interpolated one
         # must be clearly better, by more than the typical disagreement (grain, sub-pixel error)
         margin = 1.0 * float(np.median(d_direct))
-        use = (disagreement(interp) + margin < d_direct)[..., None]
-        return [np.where(use, i, d) for i, d in zip(interp, direct, strict=True)]
+        d_interp = disagreement(interp)
+        use = (d_interp + margin < d_direct)[..., None]
+        fill_use = (d_interp < d_direct)[..., None]
+        return ([np.where(use, i, d) for i, d in zip(interp, direct, strict=True)],
+                [np.where(fill_use, i, d) for i, d in zip(interp, direct, strict=True)])
 
     def _frame_mask(self, y: np.ndarray, ref_y: list[np.ndarray], warped: list[np.ndarray],
                     min_area: int, search: int, radius: int) -> np.ndarray:

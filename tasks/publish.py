@@ -109,7 +109,7 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
         recipe={**recipe.model_dump(mode="json"), "chain_hash": recipe.chain_hash()},
         stages=recipe.chain(), output_size=[width, height],
         shots=[ShotRecord(shot=int(row.shot), start_frame=int(row.start_frame), end_frame=int(row.end_frame),
-                          start_timecode=str(row.start_timecode),
+                          start_timecode=str(row.start_timecode), kind=str(getattr(row, "kind", "shot")),
                           segments=[s.key for s in by_shot[int(row.shot)]],
                           stage_reports=[rep for s in by_shot[int(row.shot)] for rep in s.reports])
                for row in shots.itertuples(index=False)],

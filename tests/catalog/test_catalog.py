@@ -54,7 +54,7 @@ def test_recipe_hash_follows_parameters_and_versions():
     c = Recipe(name="a", stages=[{"name": "deflicker", "params": {"radius": 3}}, "dust"])
     assert a.chain_hash() == b.chain_hash()  # names and masters do not change what the stages do
     assert a.chain_hash() != c.chain_hash()
-    assert a.context_frames() == 7 + 2
+    assert a.context_frames() == 2 * 7 + 2  # deflicker with tiles reads twice its radius
     assert BUILTIN_RECIPES["identity"].stages == []
     assert BUILTIN_RECIPES["default"].output_size(320, 240) == (640, 480)
     assert BUILTIN_RECIPES["uhd"].output_size(480, 368) == (2818, 2160)

@@ -42,6 +42,7 @@ def _check_published(summary: dict, film: dict, tmp_path) -> np.ndarray:
     assert prores_frames == film["truth"]["frames"]
     assert stored["source"]["sha256"] == hashlib.sha256(film["path"].read_bytes()).hexdigest()
     assert [s["start_frame"] for s in stored["shots"]][1:] == film["truth"]["cuts"]
+    assert {s["kind"] for s in stored["shots"]} == {"shot"}  # hard cuts only in this film
     assert [s["name"] for s in stored["stages"]] == [s["name"] for s in stored["recipe"]["stages"]]
     qc = json.loads(paths["qc.json"].read_text())
     assert len(qc["shots"]) == len(film["truth"]["cuts"]) + 1

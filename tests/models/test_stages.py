@@ -72,6 +72,18 @@ def test_dust_leaves_fast_moving_objects_alone(make_film):
     assert masks.mean() < 0.001
 
 
+def test_deflicker_is_not_moved_by_a_large_blotch():
+    # a white blotch over ~10 % of one frame is not flicker: the rest of that frame keeps its
+    # brightness and the blotch stays white for the dust stage to find
+    frames = textured(t=15, h=96, w=128)
+    yy, xx = np.mgrid[:96, :128]
+    blob = (xx - 40) ** 2 / 24 ** 2 + (yy - 50) ** 2 / 13 ** 2 < 1
+    frames[7][blob] = 0.98
+    out = Deflicker()(Clip(frames, Fraction(24))).frames
+    assert np.abs(out[7] - frames[7])[~blob].mean() < 0.01
+    assert out[7][blob].mean() > 0.9
+
+
 def test_dust_removes_a_large_blotch_that_fools_the_flow():
     # A blotch much larger than the texture's features: flow computed from the blotched frame
     # is garbage inside it; the flow between its neighbours (which never see it) is not.
