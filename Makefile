@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test test-all lint bench bench-defects bench-shots clean
+.PHONY: setup demo test test-all lint bench bench-defects bench-shots bench-colour clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-defects: setup
 
 bench-shots: setup
 	$(PY) -m benchmarks.shots
+
+bench-colour: setup
+	$(PY) -m benchmarks.colour
 
 clean:
 	rm -rf $(VENV) reel-data reel-demo reel-out bench-out

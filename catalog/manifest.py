@@ -20,7 +20,7 @@ class OutputRecord(BaseModel):
     path: str = Field(description="path relative to the version folder")
     sha256: str
     size_bytes: int
-    kind: str = Field(description="master, delivery, qc-report, qc-image")
+    kind: str = Field(description="master, delivery, qc-report, qc-image, grade-lut")
     codec: str | None = None
 
 

@@ -38,6 +38,57 @@ class QCThresholds(BaseModel):
     min_ssim: float = Field(0.6, ge=0, le=1, description="structure kept vs source (luma SSIM) below this -> review")
 
 
+class GradeReference(BaseModel):
+    """Frames a colourist graded by hand: the same file names in two folders."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    originals: str = Field(min_length=1, description="folder of original frames (PNG/TIFF, as the grade stage sees them)")
+    graded: str = Field(min_length=1, description="folder of the same frames after grading, same file names")
+    shots: list[int] | None = Field(None, description="shot numbers this grade is for; omitted: every other shot")
+    label: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                              description="name of the grade in the manifest (default grade1, grade2, ...)")
+
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(s < 0 for s in v) or len(set(v)) != len(v)):
+            raise ValueError("shots must list distinct shot numbers >= 0")
+        return v
+
+
+class GradeSection(BaseModel):
+    """Learned grades for a title: one reference set per shot group (at most one for 'every other shot')."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    references: list[GradeReference] = Field(min_length=1)
+    size: int = Field(33, ge=9, le=65, description="LUT lattice size (33 is what grading tools use)")
+
+    @model_validator(mode="after")
+    def _groups(self) -> GradeSection:
+        if sum(r.shots is None for r in self.references) > 1:
+            raise ValueError("only one grade reference may omit 'shots' (it covers every other shot)")
+        named = [s for r in self.references for s in (r.shots or [])]
+        if len(named) != len(set(named)):
+            raise ValueError("a shot is named by two grade references")
+        labels = [r.label for r in self.references if r.label]
+        if len(labels) != len(set(labels)):
+            raise ValueError("grade labels must be distinct")
+        return self
+
+    def labelled(self) -> list[tuple[str, GradeReference]]:
+        return [(r.label or f"grade{i + 1}", r) for i, r in enumerate(self.references)]
+
+    def label_for_shot(self, shot: int) -> str | None:
+        """Which grade applies to `shot` (None: the shot is not graded)."""
+        default = None
+        for label, ref in self.labelled():
+            if ref.shots is None:
+                default = label
+            elif shot in ref.shots:
+                return label
+        return default
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="recipe name")
@@ -45,6 +96,23 @@ class Recipe(BaseModel):
     masters: list[MasterCodec] = Field(default_factory=lambda: ["ffv1", "prores"],
                                        description="masters to publish; the first is the archival master")
     qc: QCThresholds = Field(default_factory=QCThresholds)
+    grade: GradeSection | None = Field(None, description="reference pairs the 'grade' stage learns its LUTs from")
+
+    @model_validator(mode="after")
+    def _grade_needs_stage(self) -> Recipe:
+        names = [s.name for s in self.stages]
+        if self.grade is not None and "grade" not in names:
+            raise ValueError("the recipe names grade references but has no 'grade' stage")
+        if "grade" in names:
+            spec = self.stages[names.index("grade")]
+            if self.grade is None and not spec.params.get("cube"):
+                raise ValueError("the 'grade' stage needs a 'grade' section with reference pairs, or cube=FILE")
+            if self.grade is not None and "colour" in names:
+                raise ValueError("a learned grade replaces the automatic 'colour' correction (its reference "
+                                 "frames are uncorrected): drop 'colour' from this recipe")
+        if names.count("grade") > 1:
+            raise ValueError("a recipe has at most one 'grade' stage")
+        return self
 
     @field_validator("stages", mode="before")
     @classmethod
@@ -82,7 +150,8 @@ class Recipe(BaseModel):
 
 
 # The order restorers use: steady the picture, even its brightness, then remove what is on one
-# frame (dust) or a run of frames (line scratches), and manage grain last, on clean frames.
+# frame (dust) or a run of frames (line scratches), and manage grain last, on clean frames;
+# colour is corrected on the clean frames, per shot.
 DEFECTS = ("stabilise", "deflicker", "dust", "scratch", "denoise")
 
 BUILTIN_RECIPES: dict[str, Recipe] = {
@@ -90,8 +159,9 @@ BUILTIN_RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe(name="identity", stages=[]),
         Recipe(name="defects", stages=[*DEFECTS]),
-        Recipe(name="default", stages=[*DEFECTS, {"name": "upscale", "params": {"scale": 2.0}}]),
-        Recipe(name="uhd", stages=[*DEFECTS, {"name": "upscale", "params": {"target": "uhd"}}]),
+        Recipe(name="colour", stages=[*DEFECTS, "colour"]),
+        Recipe(name="default", stages=[*DEFECTS, "colour", {"name": "upscale", "params": {"scale": 2.0}}]),
+        Recipe(name="uhd", stages=[*DEFECTS, "colour", {"name": "upscale", "params": {"target": "uhd"}}]),
     )
 }
 

@@ -195,36 +195,134 @@ def windowed(frames: Iterator[np.ndarray], pieces: list[Any]) -> Iterator[tuple[
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
+    from models.registry import make_stage
+
+    stage = make_stage(args.name, parse_sets(args.set or []))
+    return run_stage_on_file(stage, _existing(args.input), Path(args.output), args.name)
+
+
+def _shot_statistics(stage: Any, src: Path, shots: Any, fps: Any, color: Any, depth: int) -> dict[int, dict]:
+    """Solved shot-analysis statistics per shot, from up to 12 frames sampled across each shot."""
+    from infra.media import iter_frames
+    from models.clip import Clip
+
+    want: dict[int, int] = {}
+    for row in shots.itertuples(index=False):
+        n = int(row.end_frame) - int(row.start_frame)
+        for f in np.unique(np.linspace(row.start_frame, row.end_frame - 1, min(12, n)).round().astype(int)):
+            want[int(f)] = int(row.shot)
+    samples: dict[int, list[np.ndarray]] = {}
+    for i, frame in enumerate(iter_frames(src, depth=depth)):
+        if i in want:
+            samples.setdefault(want[i], []).append(frame)
+    ids = [int(s) for s in shots["shot"]]
+    stats = [stage.analyse(Clip.from_uint(np.stack(samples[s]), fps, color=color)) for s in ids]
+    return dict(zip(ids, stage.solve(stats), strict=True))
+
+
+def run_stage_on_file(stage: Any, src: Path, out: Path, label: str) -> int:
+    """Run one stage over a whole file (cut into pieces with halos), writing FFV1 16-bit (.mkv) or
+    ProRes (.mov) with the source's audio; a stage that needs shot statistics gets them per detected shot."""
     from catalog.shots import plan_pieces, shot_table
     from infra.media import encode_master, iter_frames, probe
     from infra.settings import load_settings
     from models.clip import Clip
-    from models.registry import make_stage
 
-    stage = make_stage(args.name, parse_sets(args.set or []))
-    src = _existing(args.input)
     settings = load_settings()
     info = probe(src, timeout_s=settings.probe_timeout_s)
     v = info.video
     assert v is not None
     depth = 8 if v.bit_depth <= 8 else 16
-    out = Path(args.output)
     codec = "prores" if out.suffix.lower() == ".mov" else "ffv1"
     total = v.frames or _count(src)
-    pieces = plan_pieces(shot_table([], total, v.fps), settings.piece_frames, stage.context_frames)
+    bound: dict[int, dict] = {}
+    if stage.shot_analysis:
+        found = detect_file_cuts(src)
+        shots = shot_table(found["cuts"], total, v.fps)
+        bound = _shot_statistics(stage, src, shots, v.fps, v.color, depth)
+    else:
+        shots = shot_table([], total, v.fps)
+    pieces = plan_pieces(shots, settings.piece_frames, stage.context_frames)
     ow, oh = stage.output_size(v.width, v.height)
 
     def restored() -> Iterator[np.ndarray]:
-        for piece, frames in _progress(windowed(iter_frames(src, depth=depth), pieces), len(pieces), args.name):
+        for piece, frames in _progress(windowed(iter_frames(src, depth=depth), pieces), len(pieces), label):
             clip = Clip.from_uint(frames, v.fps, piece.read_start, v.color)
-            clip = stage(clip).slice(piece.start - piece.read_start, piece.end - piece.read_start)
+            st = stage.bind(stats=bound[piece.shot]) if piece.shot in bound else stage
+            clip = st(clip).slice(piece.start - piece.read_start, piece.end - piece.read_start)
             yield from clip.to_uint(np.uint16)
 
     tmp = out.with_name(f".{out.name}.partial")
-    written = encode_master(restored(), tmp, width=ow, height=oh, fps=v.fps, codec=codec,
-                            audio_source=str(src) if info.audio else None)
+    try:
+        written = encode_master(restored(), tmp, width=ow, height=oh, fps=v.fps, codec=codec,
+                                audio_source=str(src) if info.audio else None)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, out)
-    print(f"{args.name}: {written} frames -> {out} ({ow}x{oh}, {codec})")
+    print(f"{label}: {written} frames -> {out} ({ow}x{oh}, {codec})")
+    return 0
+
+
+def cmd_grade_learn(args: argparse.Namespace) -> int:
+    from infra.images import read_pairs
+    from models.grade import learn_grade, write_cube
+
+    pairs = read_pairs(args.originals, args.graded)
+    lut, report = learn_grade([(o, g) for _, o, g in pairs], size=args.size)
+    names = [n for n, _, _ in pairs]
+    text = write_cube(lut, Path(args.output).stem, [
+        f"learned by Reel from {len(pairs)} graded frame(s): {', '.join(names)}",
+        f"leave-one-out mean dE2000: {report.get('cv_delta_e00', 'n/a')}; "
+        f"training mean dE2000: {report['train_delta_e00']}"])
+    out = Path(args.output)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    report["frames"] = names
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        cv = report.get("cv_delta_e00")
+        print(f"grade: {len(pairs)} pair(s) -> {out} (LUT {args.size}^3); mean dE2000 on the pairs "
+              f"{report['train_delta_e00']:.2f}" + (f", on a left-out pair {cv:.2f}" if cv is not None else ""))
+    return 0
+
+
+def cmd_grade_apply(args: argparse.Namespace) -> int:
+    from models.grade import Grade, read_cube
+
+    cube = _existing(args.cube)
+    lut = read_cube(cube.read_text(errors="replace"))
+    stage = Grade(strength=args.strength).bind(lut=lut, label=cube.stem)
+    return run_stage_on_file(stage, _existing(args.input), Path(args.output), "grade")
+
+
+def cmd_grade_frames(args: argparse.Namespace) -> int:
+    from infra.images import write_image
+    from infra.media import iter_frames, probe
+
+    src = _existing(args.input)
+    try:
+        wanted = sorted({int(x) for x in args.at.split(",") if x.strip()})
+    except ValueError:
+        raise ValueError(f"--at takes comma-separated frame numbers, got {args.at!r}") from None
+    if not wanted or wanted[0] < 0:
+        raise ValueError("--at needs frame numbers >= 0")
+    info = probe(src)
+    depth = 8 if info.video.bit_depth <= 8 else 16
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    found = 0
+    for i, frame in enumerate(iter_frames(src, depth=depth)):
+        if i in wanted:
+            write_image(out / f"{src.stem}-{i:06d}.png", frame.astype(np.float32) / (255.0 if depth == 8 else 65535.0))
+            found += 1
+        if i >= wanted[-1]:
+            break
+    if found != len(wanted):
+        raise ValueError(f"{src.name} has fewer frames than {wanted[-1] + 1}: wrote {found} of {len(wanted)}")
+    print(f"frames: {found} still(s) (16-bit PNG) -> {out}")
     return 0
 
 
@@ -342,6 +440,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help=".mkv (FFV1 16-bit) or .mov (ProRes 422 HQ)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="stage parameter (repeatable)")
     p.set_defaults(func=cmd_stage)
+
+    g = sub.add_parser("grade", help="learn a colourist's grade from graded frames; apply a .cube LUT")
+    gsub = g.add_subparsers(dest="grade_command", required=True)
+    p = gsub.add_parser("learn", help="learn a 3D LUT (.cube) from original/graded frame pairs")
+    p.add_argument("--originals", required=True, help="folder of original frames (PNG/TIFF)")
+    p.add_argument("--graded", required=True, help="folder of the same frames graded (same file names)")
+    p.add_argument("-o", "--output", required=True, help="GRADE.cube")
+    p.add_argument("--size", type=int, default=33, choices=range(9, 66), metavar="N", help="LUT size (9..65)")
+    p.add_argument("--json", action="store_true", help="print the fit report as JSON")
+    p.set_defaults(func=cmd_grade_learn)
+    p = gsub.add_parser("apply", help="apply a .cube 3D LUT to a video")
+    p.add_argument("cube")
+    p.add_argument("input")
+    p.add_argument("output", help=".mkv (FFV1 16-bit) or .mov (ProRes 422 HQ)")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1 mix with the input")
+    p.set_defaults(func=cmd_grade_apply)
+    p = gsub.add_parser("frames", help="export frames as 16-bit PNG stills for a colourist to grade")
+    p.add_argument("input")
+    p.add_argument("--at", required=True, help="comma-separated frame numbers (0-based)")
+    p.add_argument("-o", "--output", required=True, help="folder")
+    p.set_defaults(func=cmd_grade_frames)
 
     p = sub.add_parser("restore", help="restore and publish a title through the restore-title flow")
     p.add_argument("source")

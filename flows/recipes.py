@@ -16,5 +16,23 @@ def resolve_recipe(value: str | Recipe) -> Recipe:
     if path.suffix.lower() in (".yaml", ".yml", ".toml"):
         if not path.is_file():
             raise ValueError(f"recipe file {value!r} not found")
-        return parse_recipe(path.read_text(), "toml" if path.suffix.lower() == ".toml" else "yaml")
+        rec = parse_recipe(path.read_text(), "toml" if path.suffix.lower() == ".toml" else "yaml")
+        return anchor_paths(rec, path.resolve().parent)
     raise ValueError(f"unknown recipe {value!r}: use one of {', '.join(BUILTIN_RECIPES)} or a .yaml/.toml file")
+
+
+def anchor_paths(rec: Recipe, base: Path) -> Recipe:
+    """Make the recipe's file references (grade folders, .cube files) absolute, relative ones
+    taken from the recipe file's folder, so a run does not depend on where it was started."""
+
+    def fix(p: str) -> str:
+        return str(p if Path(p).is_absolute() else (base / p).resolve())
+
+    data = rec.model_dump(mode="json")
+    for st in data["stages"]:
+        if st["name"] == "grade" and st["params"].get("cube"):
+            st["params"]["cube"] = fix(st["params"]["cube"])
+    if data.get("grade"):
+        for ref in data["grade"]["references"]:
+            ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
+    return Recipe.model_validate(data)

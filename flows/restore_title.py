@@ -1,4 +1,4 @@
-"""The restore-title flow: ingest -> shots -> restore per piece -> QC -> publish."""
+"""The restore-title flow: ingest -> grades -> shots -> shot analysis -> restore per piece -> QC -> publish."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from flows.recipes import resolve_recipe
 from infra.cluster import make_task_runner
 from infra.prefect_api import shared_prefect_api
 from infra.settings import load_settings
+from tasks.colour import analyse_shot, learn_grades, shot_bindings
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
 from tasks.qc import qc_report, qc_shot
@@ -34,7 +35,8 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default") -> 
     settings = load_settings()
 
     record = ingest(source, title)
-    done = find_published(record, rec, AUTO_REVIEW)
+    grades = learn_grades(rec)
+    done = find_published(record, rec, AUTO_REVIEW, grades)
     if done is not None:  # this source with these stages is already published: nothing to do
         print(f"{title}: already published as {done['version']}")
         return {"manifest": done, "shots": len(done["shots"]), "pieces_restored": 0,
@@ -46,13 +48,18 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default") -> 
         shots = save_shots(record, [s.result() for s in scores])
     print(f"{title}: {record.frames} frames, {len(shots)} shots")
 
+    rows = list(shots.itertuples(index=False))
+    analyses = [analyse_shot.submit(record, rec, int(r.shot), int(r.start_frame), int(r.end_frame))
+                for r in rows] if any(s.shot_analysis for s in rec.build()) else []
+    bound = shot_bindings(rec, shots, [a.result() for a in analyses], grades)
+
     pieces = plan_pieces(shots, settings.piece_frames, rec.context_frames())
-    restored = {p: restore_piece.submit(record, p, rec) for p in pieces}
+    restored = {p: restore_piece.submit(record, p, rec, bound[p.shot]) for p in pieces}
 
     checks = [
         qc_shot.submit(record, rec, int(row.shot), int(row.start_frame), int(row.end_frame),
                        [f for p, f in restored.items() if p.shot == row.shot])
-        for row in shots.itertuples(index=False)
+        for row in rows
     ]
     report = qc_report(record, rec, [c.result() for c in checks])
     segments = [f.result() for f in restored.values()]
@@ -60,7 +67,7 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default") -> 
     print(f"{title}: {len(segments) - reused} pieces restored, {reused} reused; review: {report['summary']['review']}")
 
     review = {**AUTO_REVIEW, "shots_below_threshold": report["summary"]["review"]}
-    manifest = publish(record, rec, shots, segments, report, review)
+    manifest = publish(record, rec, shots, segments, report, review, grades)
     return {"manifest": manifest, "shots": len(shots), "pieces_restored": len(segments) - reused,
             "pieces_reused": reused}
 

@@ -187,3 +187,18 @@ def warping_error(frames: np.ndarray, flow_frames: np.ndarray | None = None, pre
         diff = np.abs(frames[t].astype(np.float32) - prev).mean(axis=-1)
         errs.append(float(diff[ok].mean()))
     return float(np.mean(errs)) if errs else 0.0
+
+
+def colour_jitter(mean_rgb: np.ndarray) -> float:
+    """Temporal colour jitter of a shot: mean CIEDE2000 between consecutive frames' mean colours.
+
+    mean_rgb: (T, 3) per-frame mean working-space colour. A steady grade keeps this at the
+    content's own value; a per-frame correction that pumps raises it.
+    """
+    from skimage import color as skcolor
+
+    m = np.clip(np.asarray(mean_rgb, np.float64).reshape(-1, 3), 0, 1)
+    if len(m) < 2:
+        return 0.0
+    lab = skcolor.rgb2lab(m[None])[0]
+    return float(np.mean(skcolor.deltaE_ciede2000(lab[:-1], lab[1:])))

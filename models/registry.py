@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.colour import Colour
 from models.deflicker import Deflicker
 from models.denoise import Denoise
 from models.dust import Dust
+from models.grade import Grade
 from models.scratch import Scratch
 from models.stabilise import Stabilise
 from models.stage import Stage
@@ -14,7 +16,7 @@ from models.upscale import Upscale
 
 # in the order restorers apply them
 STAGES: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (Stabilise, Deflicker, Dust, Scratch, Denoise, Upscale)
+    cls.name: cls for cls in (Stabilise, Deflicker, Dust, Scratch, Denoise, Colour, Grade, Upscale)
 }
 
 

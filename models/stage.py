@@ -10,13 +10,24 @@ class attributes tell the orchestrator what it needs to know:
 - `context_frames`: how many frames of temporal context the stage reads on
   each side of a frame. The chunker supplies that many halo frames (inside the
   same shot only) and drops them from the output.
+
+Some stages need data no chunk can see: a per-shot colour correction needs the
+whole shot's statistics, a grade needs the LUT learned from reference frames.
+The flow computes that data (`shot_analysis` stages get `analyse(clip)` on
+frames sampled from the whole shot) and hands it over with `bind(**data)`,
+which returns a new stage; `spec()` then carries a digest of the bound data, so
+it is part of every storage key exactly like a parameter.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from models.clip import Clip
@@ -33,9 +44,22 @@ class Stage(ABC):
     version: ClassVar[str]
     description: ClassVar[str]
     Params: ClassVar[type[StageParams]] = StageParams
+    # True: the flow calls analyse() on frames sampled from the whole shot and binds the result.
+    shot_analysis: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params(**params)
+        self.bound: dict[str, Any] = {}
+
+    def analyse(self, clip: Clip) -> dict[str, Any]:
+        """Statistics of a whole shot (JSON-able), from `clip` = frames sampled across it."""
+        raise NotImplementedError(f"stage {self.name!r} has no shot analysis")
+
+    def bind(self, **data: Any) -> Stage:
+        """A copy of this stage with `data` (JSON-able values or numpy arrays) bound to it."""
+        other = copy.copy(self)
+        other.bound = {**self.bound, **data}
+        return other
 
     @property
     def context_frames(self) -> int:
@@ -55,8 +79,27 @@ class Stage(ABC):
 
     def spec(self) -> dict[str, Any]:
         """What identifies this stage's output: name, version and every parameter."""
-        return {"name": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
+        spec = {"name": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
+        if self.bound:
+            spec["bound"] = bound_digest(self.bound)
+        return spec
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
         return f"{type(self).__name__}({args})"
+
+
+def bound_digest(data: dict[str, Any]) -> str:
+    """16 hex digits identifying bound data; arrays count by dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for key in sorted(data):
+        value = data[key]
+        h.update(key.encode() + b"\0")
+        if isinstance(value, np.ndarray):
+            arr = np.ascontiguousarray(value)
+            h.update(f"{arr.dtype.str}{arr.shape}".encode())
+            h.update(arr.tobytes())
+        else:
+            h.update(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]

@@ -25,10 +25,14 @@ from tasks.common import current_store, retry_transient, short_hash
 MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
 
 
-def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]) -> str:
-    """Deterministic version id: same source, stages, masters and review decision -> same version."""
-    return "v-" + short_hash({"source": record.source_sha256, "chain": recipe.chain(),
-                              "masters": recipe.masters, "review": review.get("redo", [])}, 12)
+def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
+                    grades: list[dict[str, Any]] | None = None) -> str:
+    """Deterministic version id: same source, stages, masters, grade LUTs and review decision -> same version."""
+    ident: dict[str, Any] = {"source": record.source_sha256, "chain": recipe.chain(),
+                             "masters": recipe.masters, "review": review.get("redo", [])}
+    if grades:  # a re-graded reference frame makes a new version even with the same recipe text
+        ident["grades"] = [[g["label"], g["digest"]] for g in grades]
+    return "v-" + short_hash(ident, 12)
 
 
 def manifest_key(record: IngestRecord, version: str) -> str:
@@ -36,19 +40,20 @@ def manifest_key(record: IngestRecord, version: str) -> str:
 
 
 @task(name="find-published", cache_policy=NO_CACHE)
-def find_published(record: IngestRecord, recipe: Recipe, review: dict[str, Any]) -> dict[str, Any] | None:
-    """The manifest of this source + recipe + review, if that version is already published."""
+def find_published(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
+                   grades: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The manifest of this source + recipe + grades + review, if that version is already published."""
     store = current_store()
-    key = manifest_key(record, publish_version(record, recipe, review))
+    key = manifest_key(record, publish_version(record, recipe, review, grades))
     return json.loads(store.get_bytes(key)) if store.exists(key) else None
 
 
 @task(name="publish", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
 def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments: list[SegmentRecord],
-            qc: dict[str, Any], review: dict[str, Any]) -> dict[str, Any]:
+            qc: dict[str, Any], review: dict[str, Any], grades: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     store = current_store()
-    version = publish_version(record, recipe, review)
+    version = publish_version(record, recipe, review, grades)
     prefix = f"published/{record.title}/{version}"
     mkey = manifest_key(record, version)
     if store.exists(mkey):  # already published: the manifest is the source of truth
@@ -90,6 +95,14 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
             sha = store.put_bytes(f"{prefix}/{img}", data, content_type="image/png")
             outputs.append(OutputRecord(path=img, sha256=sha, size_bytes=len(data), kind="qc-image"))
             qc_shots.append({**{k: v for k, v in r.items() if k != "image_key"}, "image": img})
+        grade_docs = []
+        for g in grades or []:
+            path = f"grades/{g['label']}.cube"
+            data = g["cube"].encode()
+            sha = store.put_bytes(f"{prefix}/{path}", data, content_type="text/plain")
+            outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind="grade-lut"))
+            grade_docs.append({"label": g["label"], "shots": g["shots"], "digest": g["digest"], "path": path,
+                               "report": g["report"]})
         qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "shots": qc_shots}
         qc_bytes = json.dumps(qc_doc, indent=2).encode()
         sha = store.put_bytes(f"{prefix}/qc.json", qc_bytes, content_type="application/json")
@@ -106,7 +119,7 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
                             fps=record.fps, width=record.width, height=record.height,
                             bit_depth=record.probe.get("video", {}).get("bit_depth", record.bit_depth),
                             audio_streams=record.audio_streams),
-        recipe={**recipe.model_dump(mode="json"), "chain_hash": recipe.chain_hash()},
+        recipe={**recipe.model_dump(mode="json"), "chain_hash": recipe.chain_hash(), "grades": grade_docs},
         stages=recipe.chain(), output_size=[width, height],
         shots=[ShotRecord(shot=int(row.shot), start_frame=int(row.start_frame), end_frame=int(row.end_frame),
                           start_timecode=str(row.start_timecode), kind=str(getattr(row, "kind", "shot")),

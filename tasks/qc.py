@@ -20,10 +20,11 @@ from infra.media import iter_frames
 from infra.mezzanine import MezzanineReader
 from models.clip import luma
 from models.duplicates import DuplicateDetector
-from models.metrics import flicker_from_means, psnr, sharpness, ssim_luma
-from tasks.common import current_store, retry_transient
+from models.grade import delta_e00
+from models.metrics import colour_jitter, flicker_from_means, psnr, sharpness, ssim_luma
+from tasks.common import current_store, retry_transient, short_hash
 
-QC_VERSION = "2"
+QC_VERSION = "3"
 SSIM_SAMPLES = 12  # frames per shot measured with SSIM (cost bound); PSNR and flicker use every frame
 
 
@@ -50,7 +51,9 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
             segments: list[SegmentRecord]) -> dict[str, Any]:
     store = current_store()
     prefix = qc_prefix(record, recipe)
-    key = f"{prefix}/shot{shot:04d}.json"
+    # the segments' keys carry every stage's version, parameters and bound data (grade LUTs)
+    tag = short_hash(sorted(seg.key for seg in segments), 12)
+    key = f"{prefix}/shot{shot:04d}-{tag}.json"
     if store.exists(key):
         return json.loads(store.get_bytes(key))
     n = end - start
@@ -58,6 +61,7 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
     step = max(1, n // SSIM_SAMPLES)
     middle = n // 2
     means_src, means_res, psnrs, ssims, sharp_src, sharp_res = [], [], [], [], [], []
+    rgb_src, rgb_res, colour_change = [], [], []
     picture = None
     repeats = DuplicateDetector()
     with tempfile.TemporaryDirectory(prefix="reel-qc-") as tmp:
@@ -77,11 +81,15 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
                 if r_full.shape != s.shape else r_full
             means_src.append(float(luma(s).mean()))
             means_res.append(float(luma(r).mean()))
+            rgb_src.append(s.reshape(-1, 3).mean(axis=0))
+            rgb_res.append(r.reshape(-1, 3).mean(axis=0))
             psnrs.append(psnr(r, s))
             if i % step == 0:
                 ssims.append(ssim_luma(r, s))
                 sharp_src.append(sharpness(s[None]))
                 sharp_res.append(sharpness(r[None]))
+                k = max(1, max(s.shape[:2]) // 160)
+                colour_change.append(float(delta_e00(r[::k, ::k], s[::k, ::k]).mean()))
             if i == middle:
                 picture = before_after(s, r_full)
     def stage_reports(name: str) -> list[dict[str, Any]]:
@@ -99,6 +107,9 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
         "flicker_restored": round(flicker_from_means(np.array(means_res)), 5),
         "sharpness_source": round(float(np.mean(sharp_src)), 6),
         "sharpness_restored": round(float(np.mean(sharp_res)), 6),
+        "colour_jitter_source": round(colour_jitter(np.array(rgb_src)), 4),
+        "colour_jitter_restored": round(colour_jitter(np.array(rgb_res)), 4),
+        "colour_change_de00": round(float(np.mean(colour_change)), 3),
         "dust_pixels_filled": int(dust),
         "scratch_pixels_filled": int(scratch),
         "weave_corrected_px_mean": round(float(np.mean(shifts)), 3) if shifts else 0.0,
@@ -106,7 +117,7 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
         "duplicate_frames": [start + d["frame"] for d in repeats.results()],
     }
     metrics["verdict"] = "pass" if metrics["ssim_luma"] >= recipe.qc.min_ssim else "review"
-    image_key = f"{prefix}/shot{shot:04d}-before-after.png"
+    image_key = f"{prefix}/shot{shot:04d}-{tag}-before-after.png"
     assert picture is not None
     ok, png = cv2.imencode(".png", picture)
     store.put_bytes(image_key, png.tobytes(), content_type="image/png")

@@ -17,21 +17,33 @@ from infra.media import FFV1Writer
 from infra.mezzanine import MezzanineReader
 from models.chain import run_chain
 from models.clip import Clip, ColorInfo
+from models.stage import Stage
 from tasks.common import current_store, retry_transient, short_hash
 
 
-def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe) -> str:
-    """Content address of a piece's output: source, frame ranges, every stage's version and parameters."""
+def bound_stages(recipe: Recipe, bound: list[dict[str, Any]] | None) -> list[Stage]:
+    """The recipe's stages with the flow's per-shot data (shot statistics, grade LUT) bound."""
+    stages = recipe.build()
+    if bound:
+        stages = [s.bind(**b) if b else s for s, b in zip(stages, bound, strict=True)]
+    return stages
+
+
+def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe,
+                bound: list[dict[str, Any]] | None = None) -> str:
+    """Content address of a piece's output: source, frame ranges, every stage's version and
+    parameters, and a digest of the data bound to each stage."""
     h = short_hash({"source": record.source_sha256, "depth": record.bit_depth,
-                    "piece": piece.to_dict(), "chain": recipe.chain()})
+                    "piece": piece.to_dict(), "chain": [s.spec() for s in bound_stages(recipe, bound)]})
     return f"{record.work_prefix}/{recipe.chain_hash()}/shot{piece.shot:04d}-p{piece.part:02d}-{h}.mkv"
 
 
 @task(name="restore-piece", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE, task_run_name="restore-shot{piece.shot}-part{piece.part}")
-def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe) -> SegmentRecord:
+def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
+                  bound: list[dict[str, Any]] | None = None) -> SegmentRecord:
     store = current_store()
-    key = segment_key(record, piece, recipe)
+    key = segment_key(record, piece, recipe, bound)
     record_key = key.removesuffix(".mkv") + ".json"
     if store.exists(record_key):  # written after the segment: its presence means the segment is complete
         return store_record(store, record_key).model_copy(update={"reused": True})
@@ -41,7 +53,7 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe) -> Segment
         color = ColorInfo(**{**record.color, "bit_depth": record.color.get("bit_depth", record.bit_depth)})
         clip = Clip.from_uint(frames, Fraction(record.fps), first_frame=piece.read_start, color=color)
         del frames
-        out, reports = run_chain(recipe.build(), clip, piece.start - piece.read_start,
+        out, reports = run_chain(bound_stages(recipe, bound), clip, piece.start - piece.read_start,
                                  piece.end - piece.read_start)
         path = Path(tmp) / "segment.mkv"
         with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
