@@ -3,6 +3,7 @@
 What it fixes (objective faults of the print, not a look):
 - lifted blacks and dull whites: the shot's luma is stretched so its 0.5th/99.5th percentiles
   reach `black_level`/`white_level`, the gain capped by `max_gain` so a night scene stays dark;
+  what the stretch pushes past black or white is rolled off smoothly (toe and shoulder), not clipped;
 - colour casts and dye fade (the magenta/red of a faded negative, the yellow of aged base):
   the darkest and brightest pixels of a shot are taken as neutral black and white (the
   white-patch/black-patch rule), and each channel is mapped linearly so they become neutral;
@@ -95,6 +96,20 @@ def _midtone_gammas(px: np.ndarray) -> np.ndarray:
     return np.log(target) / np.log(means)
 
 
+_TOE, _SHOULDER = np.float32(0.04), np.float32(0.92)
+
+
+def _roll_off(x: np.ndarray) -> np.ndarray:
+    """Bring values the stretch pushed out of [0, 1] back smoothly instead of clipping them: a toe
+    below 0.04 and a shoulder above 0.92, each meeting the identity with slope 1 (monotone, so the
+    detail in bright skies and deep shadows stays distinguishable)."""
+    lo = x < _TOE
+    hi = x > _SHOULDER
+    x[lo] = _TOE * np.exp((x[lo] - _TOE) / _TOE)
+    x[hi] = _SHOULDER + (1 - _SHOULDER) * np.tanh((x[hi] - _SHOULDER) / (1 - _SHOULDER))
+    return x
+
+
 def _anchor_means(px: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarray:
     sel = (y >= lo) & (y <= hi)
     if sel.sum() < 16:
@@ -177,8 +192,7 @@ class Colour(Stage):
         g = np.asarray(stats["gamma"], np.float32)
         out = np.empty(frames.shape, np.float32)
         for t in range(frames.shape[0]):
-            x = frames[t] * a + b
-            np.clip(x, 0.0, 1.0, out=x)
+            x = _roll_off(frames[t] * a + b)
             if np.any(g != 1.0):
                 np.power(x, g, out=x)
             if stats["monochrome"] and p.monochrome == "neutral":
