@@ -96,18 +96,30 @@ def _midtone_gammas(px: np.ndarray) -> np.ndarray:
     return np.log(target) / np.log(means)
 
 
-_TOE, _SHOULDER = np.float32(0.04), np.float32(0.92)
+_TOE, _SHOULDER = 0.04, 0.92
 
 
-def _roll_off(x: np.ndarray) -> np.ndarray:
-    """Bring values the stretch pushed out of [0, 1] back smoothly instead of clipping them: a toe
-    below 0.04 and a shoulder above 0.92, each meeting the identity with slope 1 (monotone, so the
-    detail in bright skies and deep shadows stays distinguishable)."""
-    lo = x < _TOE
-    hi = x > _SHOULDER
-    x[lo] = _TOE * np.exp((x[lo] - _TOE) / _TOE)
-    x[hi] = _SHOULDER + (1 - _SHOULDER) * np.tanh((x[hi] - _SHOULDER) / (1 - _SHOULDER))
-    return x
+def _roll_off(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bring what the per-channel stretch y = a*x + b pushed out of [0, 1] back smoothly instead of
+    clipping it: above the shoulder 0.92, [0.92, a + b] maps onto [0.92, 1] by 1 - (1 - t)^s; below
+    the toe 0.04, [b, 0.04] onto [0, 0.04] likewise. Each piece meets the identity with slope 1 and
+    is monotone, so detail in skies and shadows stays apart; a channel the stretch keeps inside
+    [0, 1] is left exactly as it is."""
+    for c in range(3):
+        yc = y[..., c]
+        top, bottom = float(a[c] + b[c]), float(b[c])
+        if top > 1.0:
+            hi = yc > _SHOULDER
+            s = (top - _SHOULDER) / (1 - _SHOULDER)
+            t = np.clip((yc[hi] - _SHOULDER) / (top - _SHOULDER), 0, 1)
+            yc[hi] = _SHOULDER + (1 - _SHOULDER) * (1 - (1 - t) ** s)
+        if bottom < 0.0:
+            lo = yc < _TOE
+            s = (_TOE - bottom) / _TOE
+            u = np.clip((_TOE - yc[lo]) / (_TOE - bottom), 0, 1)
+            yc[lo] = _TOE * (1 - u) ** s
+    np.clip(y, 0.0, 1.0, out=y)
+    return y
 
 
 def _anchor_means(px: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -192,7 +204,7 @@ class Colour(Stage):
         g = np.asarray(stats["gamma"], np.float32)
         out = np.empty(frames.shape, np.float32)
         for t in range(frames.shape[0]):
-            x = _roll_off(frames[t] * a + b)
+            x = _roll_off(frames[t] * a + b, a, b)
             if np.any(g != 1.0):
                 np.power(x, g, out=x)
             if stats["monochrome"] and p.monochrome == "neutral":
