@@ -17,9 +17,18 @@ def validate_title_id(value: str) -> str:
     """
     if not isinstance(value, str) or not TITLE_ID_PATTERN.fullmatch(value):
         raise ValueError(
-            f"invalid title id {value!r}: use 1-64 lowercase letters, digits and inner hyphens (e.g. 'the-general-1926')"
+            f"invalid title id {_shown(value)}: use 1-64 lowercase letters, digits and inner hyphens "
+            "(e.g. 'the-general-1926')"
         )
     return value
+
+
+def _shown(value: object) -> str:
+    """repr for an error message: one line (repr escapes controls and bidi overrides), at most ~80 chars."""
+    if isinstance(value, str) and len(value) > 64:
+        return f"{value[:64]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def slugify(text: str) -> str:
@@ -27,5 +36,5 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:64].strip("-")
     if not slug:
-        raise ValueError(f"cannot derive a title id from {text!r}; pass one with --title")
+        raise ValueError(f"cannot derive a title id from {_shown(text)}; pass one with --title")
     return validate_title_id(slug)

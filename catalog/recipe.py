@@ -70,9 +70,9 @@ class GradeSection(BaseModel):
         named = [s for r in self.references for s in (r.shots or [])]
         if len(named) != len(set(named)):
             raise ValueError("a shot is named by two grade references")
-        labels = [r.label for r in self.references if r.label]
+        labels = [r.label.lower() for r in self.references if r.label]  # file names: case-insensitive disks
         if len(labels) != len(set(labels)):
-            raise ValueError("grade labels must be distinct")
+            raise ValueError("grade labels must be distinct (ignoring case)")
         return self
 
     def labelled(self) -> list[tuple[str, GradeReference]]:

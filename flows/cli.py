@@ -343,16 +343,18 @@ def _progress(items: Any, total: int, label: str) -> Any:
 
 
 # --- restore / demo ----------------------------------------------------------------------------
-def restore_to_dir(source: Path, title: str | None, recipe: str, out_dir: Path) -> dict[str, Any]:
+def restore_to_dir(source: Path | str, title: str | None, recipe: str, out_dir: Path) -> dict[str, Any]:
     """Run restore-title and copy the published version into out_dir; return paths and the manifest."""
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
     from flows.restore_title import run_restore
     from tasks.common import current_store
 
-    title = validate_title_id(title) if title else slugify(source.stem)
+    remote = isinstance(source, str) and "://" in source
+    name = Path(source.split("?")[0].rstrip("/")).stem if remote else Path(source).stem
+    title = validate_title_id(title) if title is not None else slugify(name)
     rec = resolve_recipe(recipe)  # fail on a bad recipe before starting anything
-    summary = run_restore(str(source.resolve()), title, rec)
+    summary = run_restore(source if remote else str(Path(source).resolve()), title, rec)
     manifest = summary["manifest"]
     store = current_store()
     prefix = f"published/{title}/{manifest['version']}"
@@ -378,7 +380,12 @@ def _print_published(r: dict[str, Any]) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    source = _existing(args.source)
+    from catalog.ids import validate_title_id
+
+    if args.title is not None:  # a hostile title is refused before the source is even looked at
+        validate_title_id(args.title)
+    # s3:// and allow-listed http(s) sources are checked and fetched by the sources policy at ingest
+    source: str | Path = args.source if "://" in args.source else _existing(args.source)
     out = Path(args.out) if args.out else Path("reel-out")
     _print_published(restore_to_dir(source, args.title, args.recipe, out))
     return 0
@@ -395,6 +402,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_published(r)
     print(f"demo finished in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+# --- verify ------------------------------------------------------------------------------------
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Fixity audit of a published TITLE in the configured store, or of a copied version DIR.
+
+    A target with a path separator, or starting with '.' or '~', is a folder; so is an existing
+    folder holding manifest.json; anything else must be a title id (checked before any I/O).
+    One line per problem plus a summary (or --json); exit 0 when clean, 1 otherwise.
+    """
+    from catalog.ids import validate_title_id
+    from infra.fixity import verify_dir, verify_store
+
+    target = args.target
+    looks_like_path = any(sep in target for sep in ("/", os.sep)) or target.startswith((".", "~"))
+    if looks_like_path or (Path(target) / "manifest.json").is_file():
+        if args.version:
+            raise ValueError("--version applies to a TITLE in the store, not to a folder")
+        report = verify_dir(target)
+    else:
+        title = validate_title_id(target)
+        from tasks.common import current_store
+
+        report = verify_store(current_store(), title, args.version)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.ok else EXIT_ERROR
 
 
 # --- plumbing ----------------------------------------------------------------------------------
@@ -475,11 +511,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="320x240")
     p.add_argument("--recipe", default="default")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("verify", help="fixity audit: re-hash a published title (or a copied version folder) "
+                                      "against its manifest")
+    p.add_argument("target", metavar="TITLE|DIR",
+                   help="a title id (every published version in the store) or a folder with manifest.json")
+    p.add_argument("--version", help="only this version of TITLE (e.g. v-0123456789ab)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_verify)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:  # Prefect's console: one line per record, no tracebacks (workers inherit this)
+        from infra.logs import PREFECT_LOGGING_YML
+
+        os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(PREFECT_LOGGING_YML))
     # Dask's per-worker INFO lines drown the flow's own progress; warnings still show.
     os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

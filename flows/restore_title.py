@@ -13,6 +13,7 @@ from flows.recipes import resolve_recipe
 from infra.cluster import make_task_runner
 from infra.prefect_api import shared_prefect_api
 from infra.settings import load_settings
+from infra.sources import check_source
 from tasks.colour import analyse_shot, learn_grades, shot_bindings
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
@@ -31,8 +32,9 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default") -> 
     "pieces_reused": m, "shots": k}: a rerun with nothing changed restores nothing.
     """
     title = validate_title_id(title)
-    rec = resolve_recipe(recipe)
     settings = load_settings()
+    check_source(source, settings)  # sources policy before any store I/O: a refused source creates nothing
+    rec = resolve_recipe(recipe)
 
     record = ingest(source, title)
     grades = learn_grades(rec)

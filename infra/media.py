@@ -10,9 +10,17 @@ enough for a 16-bit pipeline: Y'CbCr->RGB with default flags is off by up to
 ->10-bit Y'CbCr is off by up to 3.6 code values, and bilinear + full chroma
 interpolation to rgb48 corrupts pixels outright.
 
-Untrusted files are probed in a child process (`probe`): FFmpeg can crash on a
-stream truncated inside its first frame (PyAV issue 2344). The decoding
+Untrusted files are probed in a child process (`probe`) with a time and a
+memory limit: FFmpeg can crash on a stream truncated inside its first frame
+(PyAV issue 2344), and a small file can declare frames that need gigabytes.
+The probe also refuses pictures above `DEFAULT_MAX_PIXELS`. The decoding
 functions run in-process and are meant for files that passed `probe`.
+
+Every open of an input (probe and decoding alike) is confined: only the
+"file" protocol (no network, pipes or nested protocols such as concat: or
+subfile:), only the container formats in `ACCEPTED_FORMATS` (checked by FFmpeg
+before a header is parsed, so playlists and scripts such as HLS or ffconcat
+never open the files or URLs they name), and QuickTime data references off.
 
 Every user-facing failure raises `MediaError` with a one-line message.
 """
@@ -25,7 +33,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -73,6 +83,41 @@ _LUMA_COEFFS = {
 
 # Demuxers that turn plain text into "video" (ANSI art): a .txt file would otherwise probe fine.
 _TEXT_DEMUXERS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
+
+# Container formats Reel reads, as FFmpeg demuxer names (a name matches FFmpeg's "mov,mp4,m4a,..."
+# and "matroska,webm" lists by any member). None of them opens another file or URL (QuickTime data
+# references are switched off). Everything else is refused before its header is parsed: playlists
+# and scripts that open other files or URLs (hls, dash, concat, webm_dash_manifest, ...), image2's
+# numbered file patterns and single images (image sequences are not supported), raw elementary
+# streams, and the text demuxers.
+ACCEPTED_FORMATS = (
+    "matroska",      # .mkv .webm
+    "mov",           # .mov .mp4 .m4v .3gp .mj2
+    "mxf",
+    "avi",
+    "mpegts",        # .ts .m2ts
+    "mpeg",          # MPEG program streams: .mpg .vob
+    "mpegvideo",     # raw MPEG-1/2 video: .m2v
+    "dv",
+    "ogg",
+    "flv",
+    "asf",           # .wmv
+    "nut",
+    "ivf",           # VP8/VP9/AV1
+    "yuv4mpegpipe",  # .y4m
+)
+_INPUT_OPTIONS = {
+    "protocol_whitelist": "file",
+    "format_whitelist": ",".join(ACCEPTED_FORMATS),
+    "enable_drefs": "0",  # QuickTime: never follow data references to other files (FFmpeg's default)
+}
+
+# The largest picture `probe` accepts: 8192 x 4352 (8K DCI, 8192 x 4320, with margin). At 16 bits a
+# decoded frame of that size is about 214 MB, which the default probe memory limit easily holds.
+DEFAULT_MAX_PIXELS = 8192 * 4352
+# Address space the probe child may use on top of its start-up size (Python, PyAV, numpy loaded).
+DEFAULT_PROBE_MEMORY_MB = 4096
+_EXIT_NO_MEMORY = 3  # the probe child's exit status when it ran out of memory
 
 _AUDIO_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
@@ -175,24 +220,50 @@ def _read_error(path: str | os.PathLike, reason: str) -> MediaError:
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
-    """The path as a Path if it is a non-empty regular file, else MediaError."""
+    """The path as a Path if it is a readable, non-empty regular file, else MediaError."""
     p = Path(path)
-    if not p.exists():
-        raise _read_error(path, "no such file")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise _read_error(path, "no such file") from None
+    except OSError as exc:  # a symlink loop, a path through a file, a name too long...
+        raise _read_error(path, exc.strerror or type(exc).__name__) from None
+    except ValueError as exc:  # a NUL in the name
+        raise _read_error(path, str(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
         raise _read_error(path, "is a directory, not a file")
-    if not p.is_file():
+    if not stat.S_ISREG(st.st_mode):
         raise _read_error(path, "is not a regular file")
-    if p.stat().st_size == 0:
+    if st.st_size == 0:
         raise _read_error(path, "file is empty")
+    if not os.access(p, os.R_OK):
+        raise _read_error(path, "permission denied")
     return p
 
 
-def _open_input(path: str | os.PathLike, shown: str) -> av.container.InputContainer:
-    """Open a file for demuxing; `shown` names it in error messages."""
+def _open_input(path: str | os.PathLike, shown: str, max_pixels: int | None = None
+                ) -> av.container.InputContainer:
+    """Open a file for demuxing, confined as the module docstring says; `shown` names it in errors.
+
+    max_pixels also limits the decoders FFmpeg runs while reading the header.
+    """
+    options = {} if max_pixels is None else {"max_pixels": str(max_pixels)}
     try:
-        container = av.open(str(path), "r")
+        # An absolute path: FFmpeg reads "name:rest" as protocol "name" (and the file protocol is the
+        # only one allowed), so a relative file name with a colon would not open.
+        container = av.open(os.path.abspath(path), "r", container_options=_INPUT_OPTIONS, options=options)
+    except MemoryError:
+        raise
     except (av.FFmpegError, OSError) as exc:
+        refused = _refused_format(exc)
+        if refused is not None and refused.split(",")[0] in _TEXT_DEMUXERS:
+            raise _read_error(shown, "not a media file (FFmpeg would only show its text as ANSI art)") from None
+        if refused is not None:
+            raise _read_error(shown, f"container format {refused!r} is not accepted (Reel reads "
+                                     f"{', '.join(ACCEPTED_FORMATS)})") from None
+        if isinstance(exc, av.error.ArgumentError):  # FFmpeg's refusal, unnamed where its log is off
+            raise _read_error(shown, f"FFmpeg refused to open it ({_av_reason(exc)}); is it a complete media "
+                                     "file in a container format Reel reads?") from None
         raise _read_error(shown, f"FFmpeg cannot open it ({_av_reason(exc)}); is it a complete media file?"
                           ) from None
     if container.format.name in _TEXT_DEMUXERS:
@@ -201,12 +272,28 @@ def _open_input(path: str | os.PathLike, shown: str) -> av.container.InputContai
     return container
 
 
+def _refused_format(exc: BaseException) -> str | None:
+    """The demuxer FFmpeg refused for not being in ACCEPTED_FORMATS, when its log says so.
+
+    FFmpeg logs the refusal in the demuxer's own name; the log is only kept while PyAV's logging is
+    on (the probe child turns it on).
+    """
+    log = getattr(exc, "log", None)
+    if log and len(log) == 3 and "not on whitelist" in str(log[2]) and log[1]:
+        return str(log[1])
+    return None
+
+
 def _video_stream(container: av.container.InputContainer, shown: str) -> av.video.stream.VideoStream:
     if not container.streams.video:
         audio = len(container.streams.audio)
         detail = f" ({audio} audio stream{'s' if audio != 1 else ''})" if audio else ""
         raise _read_error(shown, f"no video stream{detail}")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:  # decoding such a stream crashes PyAV 18 (issue 2344)
+        raise _read_error(shown, "FFmpeg found no codec parameters for its video stream; is it damaged or "
+                                 "truncated?")
+    return stream
 
 
 def _pick(stream_value: int, frame_value: int, names: dict[int, str]) -> str | None:
@@ -250,18 +337,34 @@ def _color_info(stream: av.video.stream.VideoStream, frame: av.VideoFrame) -> Co
 # --- probing ------------------------------------------------------------------------------
 
 
-def probe(path: str | os.PathLike, timeout_s: float = 30.0) -> MediaInfo:
+def probe(path: str | os.PathLike, timeout_s: float = 30.0, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+          max_memory_mb: int = DEFAULT_PROBE_MEMORY_MB) -> MediaInfo:
     """Describe a media file, after checking that its first video frame decodes.
 
-    Demuxing and the first decode run in a child Python process with a time
-    limit, so a crash or hang inside FFmpeg becomes a MediaError here. Raises
-    MediaError for a missing, empty or unreadable file, a file without video,
-    a first frame that does not decode, a crashed or timed-out child.
+    Demuxing and the first decode run in a child Python process with limits,
+    so a crash, hang or memory blow-up inside FFmpeg becomes a MediaError here:
+      timeout_s:     wall-clock time for the child;
+      max_memory_mb: address space (RLIMIT_AS, where the OS has it) the child
+                     may use on top of its start-up size;
+      max_pixels:    the largest picture (width x height) accepted, checked
+                     on the size the stream declares before anything is
+                     decoded, and enforced on the decoder (default
+                     DEFAULT_MAX_PIXELS, 8192 x 4352).
+    Raises MediaError for a missing, empty or unreadable file, a container
+    format not in ACCEPTED_FORMATS, a file without video, a picture too big,
+    a first frame that does not decode, a crashed, timed-out or out-of-memory
+    child.
     """
+    if max_pixels < 1 or max_memory_mb < 1:
+        raise ValueError(f"max_pixels and max_memory_mb must be >= 1, got {max_pixels}, {max_memory_mb}")
     file = _existing_file(path)
-    command = [sys.executable, "-m", "infra.media", "_probe", str(file.resolve()), str(path)]
+    command = [sys.executable, "-m", "infra.media", "_probe", os.path.abspath(file), str(path),
+               str(int(max_pixels)), str(int(max_memory_mb))]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
+    # One BLAS thread and two malloc arenas: start-up reservations stay small and the memory limit
+    # measures what decoding the file needs.
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
     try:
         child = subprocess.run(command, cwd=_REPO_ROOT, env=env, capture_output=True, timeout=timeout_s,
                                check=False)
@@ -269,7 +372,14 @@ def probe(path: str | os.PathLike, timeout_s: float = 30.0) -> MediaInfo:
         raise _read_error(path, f"timed out after {timeout_s:g} s") from None
     except OSError as exc:
         raise _read_error(path, f"cannot start the probe process ({exc.strerror})") from None
+    said = child.stderr.decode("utf-8", "replace").strip().splitlines()
+    out_of_memory = _read_error(path, f"ran out of memory: decoding it needs more than the probe's "
+                                      f"{max_memory_mb} MB (a decompression bomb?)")
+    if child.returncode == _EXIT_NO_MEMORY:
+        raise out_of_memory
     if child.returncode < 0:
+        if any(_OOM_WORDS.search(line) for line in said[-5:]):
+            raise out_of_memory
         number = -child.returncode
         try:
             name = f", {signal.Signals(number).name}"
@@ -280,26 +390,51 @@ def probe(path: str | os.PathLike, timeout_s: float = 30.0) -> MediaInfo:
     try:
         reply = json.loads(lines[-1])
     except (IndexError, ValueError):
-        said = child.stderr.decode("utf-8", "replace").strip().splitlines()
+        if any(_OOM_WORDS.search(line) for line in said[-5:]):
+            raise out_of_memory from None
         detail = f": {said[-1][:200]}" if said else ""
         raise _read_error(path, f"probe process failed (exit code {child.returncode}){detail}") from None
     if "error" in reply:
-        raise MediaError(reply["error"])
+        raise MediaError(_one_line(reply["error"]))
     return MediaInfo.from_dict(reply["info"])
 
 
-def _probe_in_process(path: str, shown: str) -> MediaInfo:
-    """The child's work for `probe`: open, describe, decode the first video frame."""
-    with _open_input(path, shown) as container:
+# What a child that died of an allocation failure may have written last.
+_OOM_WORDS = re.compile(r"MemoryError|Cannot allocate memory|out of memory|bad_alloc", re.IGNORECASE)
+
+
+def _probe_in_process(path: str, shown: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                      logs: list | None = None) -> MediaInfo:
+    """The child's work for `probe`: open, describe, decode the first video frame.
+
+    logs: FFmpeg's log while it is captured (see `_main`); used to name a declared picture size
+    that FFmpeg's own max_pixels check already refused while reading the header.
+    """
+    with _open_input(path, shown, max_pixels) as container:
         stream = _video_stream(container, shown)
-        stream.thread_type = "AUTO"
+        ctx = stream.codec_context
+        width, height = ctx.width, ctx.height
+        if not width * height:  # FFmpeg zeroes a size its max_pixels check refused, and logs it
+            found = [m for log in logs or () if (m := _TOO_BIG.search(str(log[2])))]
+            width, height = (int(found[-1][1]), int(found[-1][2])) if found else (0, 0)
+        if width * height > max_pixels:
+            raise _read_error(shown, f"its video declares {width}x{height} pixels, more than the limit of "
+                                     f"{max_pixels} ({_describe_pixels(max_pixels)})")
+        # One decoding thread: one frame is all we need, and the memory limit then measures that frame.
+        ctx.thread_type = "NONE"
+        ctx.thread_count = 1
+        ctx.options = {**ctx.options, "max_pixels": str(max_pixels)}
         try:
             first = next(container.decode(stream), None)
+        except MemoryError:
+            raise
         except (av.FFmpegError, OSError) as exc:
             raise _read_error(shown, f"cannot decode the first video frame ({_av_reason(exc)})") from None
         if first is None:
             raise _read_error(shown, "the video stream has no decodable frame")
-        ctx = stream.codec_context
+        if first.width * first.height > max_pixels:  # the decoder's own check makes this unreachable
+            raise _read_error(shown, f"its first frame has {first.width}x{first.height} pixels, more than the "
+                                     f"limit of {max_pixels}")
         fps = stream.average_rate or stream.guessed_rate
         if not fps:
             raise _read_error(shown, "the video stream has no frame rate")
@@ -319,10 +454,17 @@ def _probe_in_process(path: str, shown: str) -> MediaInfo:
         audio = tuple(
             AudioInfo(index=s.index, codec=s.codec_context.name, sample_rate=s.codec_context.sample_rate,
                       channels=s.codec_context.layout.nb_channels)
-            for s in container.streams.audio
+            for s in container.streams.audio if s.codec_context is not None
         )
         return MediaInfo(path=shown, format_name=container.format.name, duration_seconds=duration,
                          video=video, audio=audio, subtitle_streams=len(container.streams.subtitles))
+
+
+_TOO_BIG = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+
+
+def _describe_pixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels"
 
 
 def _frame_count(stream: av.video.stream.VideoStream, fps: Fraction, container_seconds: float | None
@@ -330,18 +472,23 @@ def _frame_count(stream: av.video.stream.VideoStream, fps: Fraction, container_s
     """Stored frame count, else round(duration x fps) from the stream's or the file's duration."""
     if stream.frames:
         return int(stream.frames)
-    seconds = None
-    if stream.duration is not None:
-        seconds = float(stream.duration * stream.time_base)
-    elif "DURATION" in stream.metadata:  # Matroska writes the per-stream duration as a tag
-        try:
-            h, m, s = stream.metadata["DURATION"].split(":")
-            seconds = int(h) * 3600 + int(m) * 60 + float(s)
-        except ValueError:
-            seconds = None
+    seconds = _stream_seconds(stream)
     if seconds is None:
         seconds = container_seconds
     return None if seconds is None else round(seconds * fps)
+
+
+def _stream_seconds(stream: av.video.stream.VideoStream) -> float | None:
+    """The stream's own duration in seconds when the container stores one, else None."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if "DURATION" in stream.metadata:  # Matroska writes the per-stream duration as a tag
+        try:
+            h, m, s = stream.metadata["DURATION"].split(":")
+            return int(h) * 3600 + int(m) * 60 + float(s)
+        except ValueError:
+            return None
+    return None
 
 
 # --- decoding -----------------------------------------------------------------------------
@@ -355,7 +502,10 @@ def iter_frames(path: str | os.PathLike, start: int = 0, count: int | None = Non
     (H, W, 3) RGB array, full range: uint8 (0..255) for depth 8, uint16
     (0..65535) for depth 16. RGB sources convert without loss (exact when the
     source depth equals `depth`); Y'CbCr sources use the stream's matrix and
-    range (see `_color_info` for defaults). Stops early at the end of the file.
+    range (see `_color_info` for defaults). Stops early at the end of the file;
+    read to the end (count None), a file whose frames stop short of the frame
+    count or duration its video stream declares raises MediaError ("truncated
+    or damaged", see `_check_complete`) after the frames it did decode.
     """
     _check_decode_args(path, start, count, depth)
     return _decode(path, start, count, depth, [0])
@@ -378,19 +528,66 @@ def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
     with _open_input(path, str(path)) as container:
         stream = _video_stream(container, str(path))
         stream.thread_type = "AUTO"
+        ctx = stream.codec_context
+        # A backstop for a stream that grows mid-way: no picture above what probe accepts by default
+        # or what the stream declared (whichever is larger).
+        ctx.options = {**ctx.options, "max_pixels": str(max(DEFAULT_MAX_PIXELS, ctx.width * ctx.height))}
         color = None
         frames = container.decode(stream)
+        first_time = last_end = None  # seconds: the earliest frame start, the latest frame end
         while stop is None or decoded[0] < stop:
             try:
                 frame = next(frames, None)
             except (av.FFmpegError, OSError) as exc:
                 raise _read_error(path, f"decoding failed at frame {decoded[0]} ({_av_reason(exc)})") from None
             if frame is None:
+                if count is None:
+                    _check_complete(path, container.format.name, stream, decoded[0], first_time, last_end)
                 return
             decoded[0] += 1
+            if frame.time is not None:
+                end = frame.time + _frame_seconds(frame, stream)
+                first_time = frame.time if first_time is None else min(first_time, frame.time)
+                last_end = end if last_end is None else max(last_end, end)
             if decoded[0] > start:
                 color = color or _color_info(stream, frame)
                 yield _frame_to_rgb(frame, color, depth, str(path))
+
+
+def _check_complete(path: str | os.PathLike, format_name: str, stream: av.video.stream.VideoStream,
+                    decoded: int, first_time: float | None, last_end: float | None) -> None:
+    """MediaError when the frames decoded stop short of what the video stream declares.
+
+    A file cut short (an interrupted copy or download) often still opens and decodes up to the
+    cut without any error from FFmpeg. Checked against the frame count in the header (except in
+    QuickTime, whose edit lists may hide stored frames) and against the stream's own duration
+    (not the file's, which may be an audio stream's; measured from 0 or from the first frame,
+    whichever covers more), each with a margin of max(2 frames, 0.5 %).
+    """
+    stored = int(stream.frames or 0)
+    if stored and not format_name.startswith("mov") and stored - decoded > max(2, stored // 200):
+        raise _read_error(path, f"the video stops after {decoded} frames but the file declares {stored}; it "
+                                "is truncated or damaged")
+    declared = _stream_seconds(stream)
+    if declared is None or declared <= 0 or (decoded and first_time is None):
+        return  # no duration stored, or frames without timestamps: nothing to compare
+    covered = 0.0 if first_time is None else max(last_end, last_end - first_time)
+    if declared - covered > max(2 * _average_step(stream), 0.005 * declared):
+        raise _read_error(path, f"the video stops after {decoded} frames ({covered:.3f} s) but the file "
+                                f"declares {declared:.3f} s; it is truncated or damaged")
+
+
+def _average_step(stream: av.video.stream.VideoStream) -> float:
+    fps = stream.average_rate or stream.guessed_rate
+    return float(1 / fps) if fps else 0.0
+
+
+def _frame_seconds(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> float:
+    """How long a decoded frame lasts: its own duration, else one average frame step."""
+    duration, base = getattr(frame, "duration", None), frame.time_base or stream.time_base
+    if duration and base:
+        return float(duration * base)
+    return _average_step(stream)
 
 
 def read_frames(path: str | os.PathLike, start: int, count: int, depth: int = 8) -> np.ndarray:
@@ -830,7 +1027,8 @@ def encode_master(frames: Iterable[np.ndarray], out_path: str | os.PathLike, *, 
     """Encode a delivery/archival master from (H, W, 3) uint16 full-range RGB frames.
 
     codec "ffv1":   Matroska, FFV1 gbrp16le (lossless).
-    codec "prores": QuickTime, ProRes 422 HQ (prores_aw) yuv422p10le, BT.709, limited range.
+    codec "prores": QuickTime, ProRes 422 HQ (prores_aw) yuv422p10le, BT.709, limited range;
+                    an odd width is padded to even by repeating the last column.
     codec "hevc":   Matroska, libx265 Main10 yuv420p10le (crf 12), BT.709, limited range.
     The container format is fixed by the codec, whatever `out_path`'s extension.
 
@@ -845,22 +1043,24 @@ def encode_master(frames: Iterable[np.ndarray], out_path: str | os.PathLike, *, 
         raise ValueError(f"codec must be one of {sorted(_MASTER_CODECS)}, got {codec!r}")
     spec = _MASTER_CODECS[codec]
     fps = Fraction(fps)
-    odd_width = width % 2 and spec.pix_fmt in ("yuv422p10le", "yuv420p10le")
-    odd_height = height % 2 and spec.pix_fmt == "yuv420p10le"
-    if odd_width or odd_height:
-        raise ValueError(f"{codec} needs an even {'width' if odd_width else 'height'}, got {width}x{height}")
+    # chroma-subsampled codecs need even sizes: an odd-sized film's delivery master is padded by
+    # repeating its last column/row (the archival FFV1 master keeps the exact size)
+    pad_w = int(width % 2 and spec.pix_fmt in ("yuv422p10le", "yuv420p10le"))
+    pad_h = int(height % 2 and spec.pix_fmt == "yuv420p10le")
     if audio_source is not None:
         _existing_file(audio_source)
     tags = _ColorTags.for_output(spec.pix_fmt, None)
     with contextlib.ExitStack() as cleanup:
         container = cleanup.enter_context(_new_output(out_path, spec.container_format, f"{codec} master"))
-        video = _add_video_stream(container, spec, width, height, fps, tags)
+        video = _add_video_stream(container, spec, width + pad_w, height + pad_h, fps, tags)
         audio = None
         if audio_source is not None:
             audio = cleanup.enter_context(contextlib.closing(_AudioCarrier(audio_source, container)))
         count = 0
         for frame in frames:
             _check_frame(frame, height, width, np.uint16, f"frame {count}")
+            if pad_w or pad_h:
+                frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
             container.mux(video.encode(_video_frame(frame, spec.pix_fmt, tags, count)))
             count += 1
             if audio:
@@ -1034,16 +1234,48 @@ def frame_times(path: str | os.PathLike) -> list[float]:
 
 
 def _main(argv: list[str]) -> int:
-    """`python -m infra.media _probe FILE SHOWN`: print one JSON line {"info": ...} or {"error": ...}."""
-    if len(argv) != 3 or argv[0] != "_probe":
-        print("usage: python -m infra.media _probe FILE SHOWN_NAME", file=sys.stderr)
+    """`python -m infra.media _probe FILE SHOWN [MAX_PIXELS MAX_MEMORY_MB]`.
+
+    Prints one JSON line {"info": ...} or {"error": ...}; exits with _EXIT_NO_MEMORY when an
+    allocation failed.
+    """
+    if len(argv) not in (3, 5) or argv[0] != "_probe":
+        print("usage: python -m infra.media _probe FILE SHOWN_NAME [MAX_PIXELS MAX_MEMORY_MB]", file=sys.stderr)
         return 2
+    max_pixels, max_memory_mb = (int(argv[3]), int(argv[4])) if len(argv) == 5 else (DEFAULT_MAX_PIXELS, None)
+    if max_memory_mb is not None:
+        _limit_address_space(max_memory_mb)
+    # FFmpeg's log on (kept, not printed): errors then carry FFmpeg's own words, and the refusal of a
+    # container format names the format.
+    av.logging.set_level(av.logging.ERROR)
     try:
-        reply = {"info": _probe_in_process(argv[1], argv[2]).to_dict()}
+        with av.logging.Capture(local=False) as logs:
+            reply = {"info": _probe_in_process(argv[1], argv[2], max_pixels, logs).to_dict()}
+    except MemoryError:
+        return _EXIT_NO_MEMORY
     except MediaError as exc:
         reply = {"error": str(exc)}
     print(json.dumps(reply))
     return 0
+
+
+def _limit_address_space(extra_mb: int) -> None:
+    """Cap this process's address space at its current size plus `extra_mb` (where the OS allows)."""
+    try:
+        import resource
+    except ImportError:  # not on this OS
+        return
+    try:
+        with open("/proc/self/statm") as statm:
+            current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        current = 0  # no /proc: the limit is then absolute
+    limit = current + extra_mb * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 if __name__ == "__main__":

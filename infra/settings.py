@@ -7,9 +7,14 @@ variables (and PREFECT_API_URL) and runs the same code.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import functools
+import json
+from typing import Annotated, Any
 
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from infra.sources import HOST_ENTRY_PATTERN
 from infra.storage import StoreConfig
 
 
@@ -20,6 +25,10 @@ class Settings(BaseSettings):
     s3_endpoint: str | None = Field(None, description="S3 endpoint host:port (for s3:// stores)")
     s3_access_key: SecretStr | None = Field(None, description="S3 access key")
     s3_secret_key: SecretStr | None = Field(None, description="S3 secret key")
+    s3_access_key_block: str | None = Field(None, description="name of a Prefect Secret block holding the S3 "
+                                                              "access key (used when REEL_S3_ACCESS_KEY is unset)")
+    s3_secret_key_block: str | None = Field(None, description="name of a Prefect Secret block holding the S3 "
+                                                              "secret key (used when REEL_S3_SECRET_KEY is unset)")
     s3_secure: bool = Field(False, description="use HTTPS for the S3 endpoint")
     s3_region: str | None = Field(None, description="S3 region, if the server needs one")
     s3_create_bucket: bool = Field(False, description="create the bucket when it is missing")
@@ -31,6 +40,53 @@ class Settings(BaseSettings):
     chunk_frames: int = Field(48, ge=4, le=10_000, description="frames per mezzanine chunk")
     piece_frames: int = Field(48, ge=4, le=10_000, description="most output frames restored by one task (memory bound)")
     probe_timeout_s: float = Field(60.0, gt=0, description="time limit for probing an untrusted source")
+    probe_max_memory_mb: int = Field(4096, ge=64, description="memory the probe's child process may use beyond "
+                                                             "its start (decompression bombs fail, not the machine)")
+    max_source_pixels: int = Field(8192 * 4352, ge=64 * 64, description="largest declared frame size (width x "
+                                                                        "height) accepted, checked before decoding")
+
+    # Sources policy (infra.sources): what a title's source may be.
+    source_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="folders local sources must lie under (comma-separated or a JSON list; relative ones are "
+                    "taken from the working directory). Symlinks and '..' are resolved before the check. "
+                    "Empty (the default): any local regular file the process can read, as on a personal "
+                    "machine; set it wherever other people can start restores.",
+    )
+    allowed_http_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts http(s):// sources may be fetched from, as host (default port) or host:port "
+                    "(comma-separated or a JSON list). Empty (the default): no http(s) source is fetched.",
+    )
+    source_max_bytes: int = Field(2 * 1024**4, ge=1, description="largest source downloaded from s3:// or http(s)://")
+
+    @field_validator("source_roots", "allowed_http_hosts", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Accept a JSON list or a comma-separated string (as environment variables give it)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("source_roots")
+    @classmethod
+    def _roots(cls, value: list[str]) -> list[str]:
+        roots = [r.strip() for r in value if r.strip()]
+        if any("\x00" in r for r in roots):
+            raise ValueError("source_roots: a root contains NUL")
+        return roots
+
+    @field_validator("allowed_http_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        hosts = [h.strip().lower() for h in value if h.strip()]
+        bad = [h for h in hosts if not HOST_ENTRY_PATTERN.fullmatch(h)]
+        if bad:
+            raise ValueError(f"allowed_http_hosts: {bad[0]!r} is not host or host:port (no scheme, path or user)")
+        return hosts
 
     def store_config(self) -> StoreConfig:
         return StoreConfig(
@@ -45,5 +101,25 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read the settings now (environment and .env)."""
-    return Settings()
+    """Read the settings now (environment and .env); S3 keys named by Prefect Secret blocks are loaded
+    from the Prefect API (never passed as flow parameters, so they stay out of run records)."""
+    settings = Settings()
+    update = {}
+    for field in ("s3_access_key", "s3_secret_key"):
+        block = getattr(settings, f"{field}_block")
+        if getattr(settings, field) is None and block:
+            update[field] = SecretStr(_secret_block(block))
+    return settings.model_copy(update=update) if update else settings
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_block(name: str) -> str:
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name).get()
+    except Exception as e:  # the message names the block, never a value
+        raise ValueError(f"cannot load the Prefect Secret block {name!r}: {type(e).__name__}") from None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"the Prefect Secret block {name!r} does not hold a non-empty string")
+    return value

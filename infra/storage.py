@@ -6,13 +6,19 @@ reads re-hash and compare. Writes are atomic: a reader sees the old object, the
 new one, or none, never a half-written one. Large media travel as files on
 disk, streamed in chunks, never as one bytes object.
 
-Errors are `StorageError` subclasses with one-line messages that never contain
-the secret key. Invalid keys raise `ValueError` before any I/O.
+Errors are `StorageError` subclasses with one-line messages that name the
+endpoint, bucket and key and never contain a credential. `StorageUnavailable`
+("cannot use the store") comes in two kinds: `StoreUnreachable` is transient
+(unreachable endpoint, timeouts, HTTP 5xx, SlowDown: worth retrying) and
+`StoreRefused` is permanent (refused credentials, missing bucket). `IntegrityError`
+and `ObjectNotFound` are permanent too; `is_transient` tells them apart. Invalid
+keys raise `ValueError` before any I/O.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -42,6 +48,9 @@ __all__ = [
     "StorageUnavailable",
     "Store",
     "StoreConfig",
+    "StoreRefused",
+    "StoreUnreachable",
+    "is_transient",
     "open_store",
     "validate_key",
 ]
@@ -58,22 +67,57 @@ _META_DIR = ".meta"  # starts with '.', so it can never collide with a key
 
 
 class StorageError(RuntimeError):
-    """A storage operation failed. The message is one line and holds no secret."""
+    """A storage operation failed. The message is one line and holds no secret.
+
+    `transient` (a class attribute, so it survives pickling between processes) says
+    whether the same call may succeed later: only StoreUnreachable is transient.
+    """
+
+    transient: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).splitlines()))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild through __init__. Without this, tblib's exception pickling (installed by Dask)
+        # rebuilds via cls.__new__, which fails for ObjectNotFound (RuntimeError + FileNotFoundError):
+        # a task's ObjectNotFound would reach the flow as a TypeError.
+        return type(self), (str(self),), self.__dict__ or None
+
 
 class ObjectNotFound(StorageError, FileNotFoundError):
-    """The key does not exist (or is not complete yet)."""
+    """The key does not exist (or is not complete yet). Permanent."""
 
 
 class IntegrityError(StorageError):
-    """The bytes read do not match the recorded sha256 (or none is recorded)."""
+    """The bytes read do not match the recorded sha256 (or none is recorded). Permanent."""
 
 
 class StorageUnavailable(StorageError):
-    """The store cannot be used: unreachable endpoint, refused credentials, missing bucket."""
+    """The store cannot be used. Catch this for both kinds below; raise one of them."""
+
+
+class StoreUnreachable(StorageUnavailable):
+    """Transient: the endpoint cannot be reached or is overloaded right now (connection
+    refused or reset, timeout, DNS failure, HTTP 5xx, 429, SlowDown). Retrying later may work."""
+
+    transient = True
+
+
+class StoreRefused(StorageUnavailable):
+    """Permanent: the store answers but will not serve us (unknown access key, wrong secret,
+    access denied, missing bucket, TLS failure, unusable local root). Retrying will not help."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: StoreUnreachable, ConnectionError, TimeoutError.
+
+    Never for IntegrityError, ObjectNotFound, refused credentials, a missing bucket,
+    ValueError (bad input) or bugs.
+    """
+    if isinstance(exc, StorageError):
+        return exc.transient
+    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 # --------------------------------------------------------------------------- keys
@@ -193,6 +237,18 @@ def _hash_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+_TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("EAGAIN", "EBUSY", "EINTR", "ETIMEDOUT", "ESTALE", "EHOSTDOWN", "EHOSTUNREACH", "ENETDOWN")
+    if hasattr(errno, name)
+)
+
+
+def _transient_os_error(exc: OSError) -> bool:
+    """A local (possibly network-mounted) filesystem hiccup rather than a lasting fault."""
+    return isinstance(exc, (ConnectionError, TimeoutError)) or exc.errno in _TRANSIENT_ERRNOS
+
+
 def _check(key: str, where: str, recorded: str | None, actual: str) -> None:
     if recorded is None:
         raise IntegrityError(f"{key!r} in {where} has no recorded sha256; read it with verify=False")
@@ -248,7 +304,7 @@ class LocalStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageUnavailable(
+            raise StoreRefused(
                 f"cannot create local store root {str(self.root)!r}: {exc.strerror}"
             ) from exc
         self.url = self.root.as_uri()
@@ -271,7 +327,8 @@ class LocalStore:
         except StorageError:
             raise
         except OSError as exc:
-            raise StorageError(f"{op} {key!r} in {self.url} failed: {exc.strerror or exc}") from exc
+            cls = StoreUnreachable if _transient_os_error(exc) else StorageError
+            raise cls(f"{op} {key!r} in {self.url} failed: {exc.strerror or exc}") from exc
 
     @staticmethod
     def _mkstemp(target: Path) -> tuple[int, str]:
@@ -408,6 +465,18 @@ class LocalStore:
         with self._errors("size", key):
             return int(self._read_meta(key)["size"])
 
+    def digest(self, key: str) -> tuple[str, int]:
+        """sha256 (hex) and size of the bytes on disk now, re-read (not the recorded values); for audits.
+
+        Reads the file even when its sidecar is missing; ObjectNotFound only if the file is.
+        """
+        key = validate_key(key)
+        with self._errors("digest", key):
+            try:
+                return _hash_file(self._path(key))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise ObjectNotFound(f"{key!r} not found in {self.url}") from None
+
     def list(self, prefix: str = "") -> list[str]:
         prefix = _validate_prefix(prefix)
         start = self.root / prefix.rpartition("/")[0]
@@ -442,19 +511,45 @@ class LocalStore:
 _CONNECT_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 60.0
 _RETRIES = 3  # transient failures: refused/reset connections, timeouts, 500/502/503/504
+_CONNECT_RETRIES = 1  # an unreachable endpoint fails in at most 2 x 5 s (refused: well under 1 s)
+_READ_RETRIES = 1  # a hung server costs at most 2 x 60 s; the Prefect task retry does the rest
 _DOWNLOAD_ATTEMPTS = 3  # a download cut mid-body is restarted from the beginning
-_DENIED_CODES = frozenset(
-    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+_CREDENTIAL_HINTS = {
+    "InvalidAccessKeyId": "the server does not know the access key; check the access key",
+    "SignatureDoesNotMatch": "the secret key does not match the access key; check the secret key",
+    "AccessDenied": "check the access key and secret key, and that they may use this bucket",
+    "AllAccessDisabled": "all access to this bucket is disabled",
+    "InvalidToken": "the session token is invalid; check the credentials",
+    "ExpiredToken": "the session token has expired; renew the credentials",
+    "AccountProblem": "the account behind the access key cannot be used",
+}
+_MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
+# Answers that mean "busy or briefly broken; ask again later" whatever their HTTP status.
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+     "OperationAborted", "ThrottlingException", "Throttling", "TooManyRequests"}
 )
+_TRANSIENT_STATUS = frozenset({408, 429})  # plus every 5xx
 _META_SHA = "x-amz-meta-sha256"
 
 
+def _transient_status(status: int) -> bool:
+    return status >= 500 or status in _TRANSIENT_STATUS
+
+
 def _http_client(secure: bool) -> urllib3.PoolManager:
-    """Pool with short timeouts and a few backed-off retries (about 1.2 s of waiting in all)."""
+    """Pool with short timeouts and a few backed-off retries (about 1.2 s of waiting in all).
+
+    minio's default pool waits 5 minutes to connect and retries 5 times; this one gives
+    up on an unreachable endpoint within seconds, so the failure reaches the caller
+    (and Prefect's retry rule) quickly.
+    """
     retry = urllib3.Retry(
         total=_RETRIES,
+        connect=_CONNECT_RETRIES,
+        read=_READ_RETRIES,
         backoff_factor=0.2,
-        backoff_max=5.0,
+        backoff_max=2.0,
         status_forcelist=(500, 502, 503, 504),
         raise_on_status=False,  # the last 5xx reaches minio, which reports it as such
         respect_retry_after_header=False,
@@ -478,8 +573,16 @@ def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or exc
     text = str(reason)
     text = re.sub(r"<[^>]*>: ?", "", text)  # drop "<HTTPConnection object at 0x...>: "
-    if "Errno" in text:
-        text = text[text.rindex("]") + 1 :].strip() or text
+    errno_text = re.search(r"\[Errno [^\]]*\]\s*([^()\]]+)", text)
+    if errno_text:
+        text = errno_text.group(1).strip() or text
+    text = re.sub(r"^\w*ConnectionPool\([^)]*\): ", "", text)  # drop "HTTPConnectionPool(host=..., port=...): "
+    timed_out = isinstance(reason, urllib3.exceptions.ReadTimeoutError) or (
+        isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+        and not isinstance(reason, urllib3.exceptions.NewConnectionError)
+    )
+    if timed_out and "timed out" not in text.lower():
+        text = f"timed out: {text}"
     return text or type(reason).__name__
 
 
@@ -511,6 +614,7 @@ class S3Store:
         self.prefix = prefix
         self._names_prefix = f"{prefix}/" if prefix else ""
         self._secret = secret_key
+        self._access = access_key
         self._endpoint_url = f"{'https' if secure else 'http'}://{endpoint}"
         self.url = f"{self._endpoint_url}/{bucket}" + (f"/{prefix}" if prefix else "")
         self._client = Minio(
@@ -531,8 +635,8 @@ class S3Store:
                         raise
                 found = True
         if not found:
-            raise StorageUnavailable(
-                f"bucket {bucket!r} does not exist at {self._endpoint_url} (create it, or pass create_bucket)"
+            raise StoreRefused(
+                f"bucket {bucket!r} does not exist at {self._endpoint_url} (create it, or set create_bucket)"
             )
 
     def __repr__(self) -> str:
@@ -541,39 +645,59 @@ class S3Store:
     # errors --------------------------------------------------------------
 
     def _error(self, exc: BaseException, op: str, key: str | None) -> StorageError:
+        """One clear, secret-free StorageError for a minio/urllib3/OS failure, classified:
+        StoreUnreachable (transient), StoreRefused (credentials, bucket: permanent),
+        ObjectNotFound, or a plain (permanent) StorageError."""
         what = f"{op} {key!r}" if key is not None else op
         err: StorageError
         if isinstance(exc, S3Error):
             status = exc.response.status if exc.response is not None else 0
             if exc.code == "NoSuchKey":
                 err = ObjectNotFound(f"{key!r} not found in {self.url}")
-            elif exc.code == "NoSuchBucket":
-                err = StorageUnavailable(f"bucket {self.bucket!r} does not exist at {self._endpoint_url}")
-            elif exc.code in _DENIED_CODES or status == 403:
-                err = StorageUnavailable(
-                    f"{what} at {self.url} refused: {exc.code} (check the access key and secret key)"
+            elif exc.code in _MISSING_BUCKET_CODES:
+                err = StoreRefused(
+                    f"bucket {self.bucket!r} does not exist at {self._endpoint_url} ({what})"
                 )
-            elif status >= 500:
-                err = StorageUnavailable(
-                    f"{what} at {self.url} failed: server error {exc.code} (HTTP {status})"
+            elif exc.code in _CREDENTIAL_HINTS or status in (401, 403):
+                hint = _CREDENTIAL_HINTS.get(exc.code, _CREDENTIAL_HINTS["AccessDenied"])
+                err = StoreRefused(f"{what} at {self.url} refused: {exc.code} ({hint})")
+            elif exc.code in _TRANSIENT_CODES or _transient_status(status):
+                err = StoreUnreachable(
+                    f"{what} at {self.url} failed: server busy or failing, {exc.code} (HTTP {status})"
                 )
             else:
                 err = StorageError(f"{what} at {self.url} failed: {exc.code}: {exc.message}")
         elif isinstance(exc, ServerError):
-            err = StorageUnavailable(f"{what} at {self.url} failed: server error HTTP {exc.status_code}")
+            cls = StoreUnreachable if _transient_status(exc.status_code) else StorageError
+            err = cls(f"{what} at {self.url} failed: server error HTTP {exc.status_code}")
         elif isinstance(exc, InvalidResponseError):
             code = getattr(exc, "_code", 0) or 0
-            cls = StorageUnavailable if code >= 500 else StorageError
+            cls = StoreUnreachable if _transient_status(code) else StorageError
             err = cls(f"{what} at {self.url} failed: unexpected non-S3 response HTTP {code}")
         elif isinstance(exc, urllib3.exceptions.HTTPError):
-            err = StorageUnavailable(
-                f"cannot reach S3 endpoint {self._endpoint_url} ({what}): {_reason(exc)}"
-            )
+            cause = getattr(exc, "reason", None) or exc
+            if isinstance(cause, (urllib3.exceptions.SSLError, urllib3.exceptions.LocationValueError)):
+                err = StoreRefused(
+                    f"cannot use S3 endpoint {self._endpoint_url} for bucket {self.bucket!r} ({what}): {_reason(exc)}"
+                )
+            else:
+                err = StoreUnreachable(
+                    f"cannot reach S3 endpoint {self._endpoint_url} for bucket {self.bucket!r} ({what}): "
+                    f"{_reason(exc)}"
+                )
+        elif isinstance(exc, OSError) and _transient_os_error(exc):
+            err = StoreUnreachable(f"{what} at {self.url} failed: {exc.strerror or exc}")
         else:
             err = StorageError(f"{what} at {self.url} failed: {getattr(exc, 'strerror', None) or exc}")
-        if self._secret and self._secret in str(err):  # defence in depth; no path above puts it there
-            err = type(err)(str(err).replace(self._secret, "***"))
-        return err
+        return self._scrub(err)
+
+    def _scrub(self, err: StorageError) -> StorageError:
+        """Defence in depth: no path above puts a credential in a message; make sure."""
+        text = str(err)
+        for secret, shortest in ((self._secret, 6), (self._access, 8)):  # shorter ones would mangle words
+            if len(secret) >= shortest and secret in text:
+                text = text.replace(secret, "***")
+        return err if text == str(err) else type(err)(text)
 
     @contextlib.contextmanager
     def _errors(self, op: str, key: str | None = None) -> Iterator[None]:
@@ -697,6 +821,18 @@ class S3Store:
             return data
 
         return self._download(key, "get_bytes", consume)
+
+    def digest(self, key: str) -> tuple[str, int]:
+        """sha256 (hex) and size of the object's bytes now, downloaded and hashed (not the recorded values)."""
+
+        def consume(chunks: Iterator[bytes], recorded: str | None) -> tuple[str, int]:
+            h, size = hashlib.sha256(), 0
+            for chunk in chunks:
+                h.update(chunk)
+                size += len(chunk)
+            return h.hexdigest(), size
+
+        return self._download(key, "digest", consume)
 
     def sha256(self, key: str) -> str:
         recorded = self._stat(key, "sha256").metadata.get(_META_SHA)

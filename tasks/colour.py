@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,8 @@ from catalog.recipe import Recipe
 from catalog.records import IngestRecord
 from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
+from infra.settings import load_settings
+from infra.sources import check_reference_path
 from models.clip import Clip, ColorInfo
 from models.grade import learn_grade, read_cube, write_cube
 from models.stage import bound_digest
@@ -61,21 +64,24 @@ def learn_grades(recipe: Recipe) -> list[dict[str, Any]]:
     stage = next((s for s in recipe.stages if s.name == "grade"), None)
     if recipe.grade is not None:
         store = current_store()
+        settings = load_settings()
         for label, ref in recipe.grade.labelled():
-            pairs = read_pairs(ref.originals, ref.graded)
+            pairs = read_pairs(check_reference_path(ref.originals, settings, "grade originals"),
+                               check_reference_path(ref.graded, settings, "grade stills"))
             lut, report = _learned(store, pairs, recipe.grade.size)
             out.append({"label": label, "shots": ref.shots, "lut": lut, "digest": bound_digest({"lut": lut}),
                         "report": report, "cube": write_cube(lut, f"Reel {label}", [
                             f"learned by Reel from {len(pairs)} graded frame(s): {', '.join(report['frames'])}",
                             f"leave-one-out mean dE2000: {report.get('cv_delta_e00', 'n/a')}"])})
     elif stage is not None and stage.params.get("cube"):
-        path = Path(stage.params["cube"])
+        path = check_reference_path(stage.params["cube"], load_settings(), "grade cube")
         try:
             text = path.read_text()
         except OSError as e:
             raise ValueError(f"grade cube {path}: {e.strerror or e}") from None
         lut = read_cube(text)
-        out.append({"label": path.stem, "shots": None, "lut": lut, "digest": bound_digest({"lut": lut}),
+        label = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.")[:64] or "grade"
+        out.append({"label": label, "shots": None, "lut": lut, "digest": bound_digest({"lut": lut}),
                     "report": {"cube": path.name}, "cube": text})
     return out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.settings import load_settings
-from infra.storage import StorageUnavailable, Store, open_store
+from infra.storage import Store, is_transient, open_store
 
 
 def current_store() -> Store:
@@ -17,13 +17,17 @@ def current_store() -> Store:
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry condition: retry storage outages, never bad input (ValueError) or bugs."""
+    """Prefect retry condition: retry transient storage outages only.
+
+    True for StoreUnreachable (unreachable endpoint, timeouts, HTTP 5xx, SlowDown),
+    ConnectionError and TimeoutError. False for everything else: refused credentials
+    and missing buckets (StoreRefused), corrupt objects (IntegrityError), missing keys
+    (ObjectNotFound), bad input (ValueError) and bugs.
+    """
     try:
         state.result()
-    except (StorageUnavailable, ConnectionError, TimeoutError, OSError) as e:
-        return not isinstance(e, FileNotFoundError)
-    except Exception:
-        return False
+    except Exception as e:
+        return is_transient(e)
     return False
 
 

@@ -9,22 +9,32 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from catalog.ids import validate_title_id
 from catalog.records import IngestRecord
 from infra.media import FFV1Writer, iter_frames, probe
-from infra.settings import load_settings
+from infra.settings import Settings, load_settings
+from infra.sources import resolve_source
 from tasks.common import current_store, retry_transient, sha256_file
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
 def ingest(source: str, title: str) -> IngestRecord:
+    title = validate_title_id(title)  # before any I/O, whoever calls this task
     settings = load_settings()
+    # The sources policy comes before anything touches the source (or the store): allowed roots,
+    # s3:// only on the configured endpoint, http(s) only from allow-listed hosts; remote ones copied here.
+    with resolve_source(source, settings) as resolved:
+        return _ingest(resolved.path, resolved.name, title, settings)
+
+
+def _ingest(src: Path, source_name: str, title: str, settings: Settings) -> IngestRecord:
     store = current_store()
-    src = Path(source)
-    info = probe(src, timeout_s=settings.probe_timeout_s)  # child process: bad media cannot crash us
+    info = probe(src, timeout_s=settings.probe_timeout_s, max_pixels=settings.max_source_pixels,
+                 max_memory_mb=settings.probe_max_memory_mb)  # child process: bad media cannot crash us
     assert info.video is not None  # probe refuses files without video
     sha, size = sha256_file(src)
-    ext = src.suffix.lower().lstrip(".")
+    ext = Path(source_name).suffix.lower().lstrip(".")
     ext = ext if re.fullmatch(r"[a-z0-9]{1,8}", ext) else "bin"
     original_key = f"originals/{title}/{sha}.{ext}"
     if not store.exists(original_key):
@@ -65,9 +75,9 @@ def ingest(source: str, title: str) -> IngestRecord:
             if writer is not None:
                 writer.close()
     if frames == 0:
-        raise ValueError(f"{src.name}: no video frame could be decoded")
+        raise ValueError(f"{source_name}: no video frame could be decoded")
     record = IngestRecord(
-        title=title, source_name=src.name, source_sha256=sha, source_size_bytes=size,
+        title=title, source_name=source_name, source_sha256=sha, source_size_bytes=size,
         original_key=original_key, frames=frames, fps=f"{v.fps.numerator}/{v.fps.denominator}",
         width=v.width, height=v.height, bit_depth=depth, color=vars(v.color), chunk_frames=n,
         chunks=chunks, audio_streams=len(info.audio), probe=info.to_dict(),

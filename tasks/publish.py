@@ -66,47 +66,17 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
         raise RuntimeError(f"segments do not tile frames 0..{record.frames}: refusing to publish a gap")
     width, height = segments[0].width, segments[0].height
     outputs: list[OutputRecord] = []
-    with tempfile.TemporaryDirectory(prefix="reel-publish-") as tmp:
-        tmpdir = Path(tmp)
-        original = tmpdir / ("original" + Path(record.original_key).suffix)
-        store.get_file(record.original_key, original)  # checksum verified
-        seg_paths = []
-        for i, seg in enumerate(segments):
-            p = tmpdir / f"seg{i:05d}.mkv"
-            store.get_file(seg.key, p)
-            seg_paths.append(p)
-        for codec in recipe.masters:
-            name, kind = MASTER_FILES[codec]
-            out = tmpdir / name
-            frames = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths)
-            written = encode_master(frames, out, width=width, height=height, fps=Fraction(record.fps),
-                                    codec=codec, audio_source=str(original) if record.audio_streams else None)
-            if written != record.frames:
-                raise RuntimeError(f"{name}: wrote {written} frames, expected {record.frames}")
-            sha = store.put_file(f"{prefix}/{name}", out)
-            outputs.append(OutputRecord(path=name, sha256=sha, size_bytes=out.stat().st_size, kind=kind,
-                                        codec=codec))
-            out.unlink()
-
-        qc_shots = []
-        for r in qc["shots"]:
-            img = f"qc/shot{r['shot']:04d}-before-after.png"
-            data = store.get_bytes(r["image_key"])
-            sha = store.put_bytes(f"{prefix}/{img}", data, content_type="image/png")
-            outputs.append(OutputRecord(path=img, sha256=sha, size_bytes=len(data), kind="qc-image"))
-            qc_shots.append({**{k: v for k, v in r.items() if k != "image_key"}, "image": img})
-        grade_docs = []
-        for g in grades or []:
-            path = f"grades/{g['label']}.cube"
-            data = g["cube"].encode()
-            sha = store.put_bytes(f"{prefix}/{path}", data, content_type="text/plain")
-            outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind="grade-lut"))
-            grade_docs.append({"label": g["label"], "shots": g["shots"], "digest": g["digest"], "path": path,
-                               "report": g["report"]})
-        qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "shots": qc_shots}
-        qc_bytes = json.dumps(qc_doc, indent=2).encode()
-        sha = store.put_bytes(f"{prefix}/qc.json", qc_bytes, content_type="application/json")
-        outputs.append(OutputRecord(path="qc.json", sha256=sha, size_bytes=len(qc_bytes), kind="qc-report"))
+    written: list[str] = []  # removed again if anything fails: nothing is left half-published
+    try:
+        qc_doc, grade_docs = _write_outputs(store, record, recipe, segments, qc, grades or [], prefix,
+                                            width, height, outputs, written)
+    except BaseException:
+        for key in written:
+            try:
+                store.delete(key)
+            except Exception:  # best effort: without the manifest nothing counts as published anyway
+                pass
+        raise
 
     by_shot: dict[int, list[SegmentRecord]] = {}
     for s in segments:
@@ -131,3 +101,55 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
     if not store.put_if_absent(mkey, manifest.to_json().encode(), content_type="application/json"):
         return json.loads(store.get_bytes(mkey))  # a concurrent run published this version first
     return json.loads(manifest.to_json())
+
+
+def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord],
+                   qc: dict[str, Any], grades: list[dict[str, Any]], prefix: str, width: int, height: int,
+                   outputs: list[OutputRecord], written: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Masters, QC files and grades under `prefix`; appends to `outputs` and (before each put) `written`."""
+    with tempfile.TemporaryDirectory(prefix="reel-publish-") as tmp:
+        tmpdir = Path(tmp)
+        original = tmpdir / ("original" + Path(record.original_key).suffix)
+        store.get_file(record.original_key, original)  # checksum verified
+        seg_paths = []
+        for i, seg in enumerate(segments):
+            p = tmpdir / f"seg{i:05d}.mkv"
+            store.get_file(seg.key, p)
+            seg_paths.append(p)
+        for codec in recipe.masters:
+            name, kind = MASTER_FILES[codec]
+            out = tmpdir / name
+            frames = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths)
+            count = encode_master(frames, out, width=width, height=height, fps=Fraction(record.fps),
+                                    codec=codec, audio_source=str(original) if record.audio_streams else None)
+            if count != record.frames:
+                raise RuntimeError(f"{name}: wrote {count} frames, expected {record.frames}")
+            written.append(f"{prefix}/{name}")
+            sha = store.put_file(f"{prefix}/{name}", out)
+            outputs.append(OutputRecord(path=name, sha256=sha, size_bytes=out.stat().st_size, kind=kind,
+                                        codec=codec))
+            out.unlink()
+
+        qc_shots = []
+        for r in qc["shots"]:
+            img = f"qc/shot{r['shot']:04d}-before-after.png"
+            data = store.get_bytes(r["image_key"])
+            written.append(f"{prefix}/{img}")
+            sha = store.put_bytes(f"{prefix}/{img}", data, content_type="image/png")
+            outputs.append(OutputRecord(path=img, sha256=sha, size_bytes=len(data), kind="qc-image"))
+            qc_shots.append({**{k: v for k, v in r.items() if k != "image_key"}, "image": img})
+        grade_docs = []
+        for g in grades or []:
+            path = f"grades/{g['label']}.cube"
+            data = g["cube"].encode()
+            written.append(f"{prefix}/{path}")
+            sha = store.put_bytes(f"{prefix}/{path}", data, content_type="text/plain")
+            outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind="grade-lut"))
+            grade_docs.append({"label": g["label"], "shots": g["shots"], "digest": g["digest"], "path": path,
+                               "report": g["report"]})
+        qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "shots": qc_shots}
+        qc_bytes = json.dumps(qc_doc, indent=2).encode()
+        written.append(f"{prefix}/qc.json")
+        sha = store.put_bytes(f"{prefix}/qc.json", qc_bytes, content_type="application/json")
+        outputs.append(OutputRecord(path="qc.json", sha256=sha, size_bytes=len(qc_bytes), kind="qc-report"))
+    return qc_doc, grade_docs

@@ -447,11 +447,27 @@ def test_encode_master_errors_remove_the_partial_file(tmp_path, master_input):
     with pytest.raises(RuntimeError, match="restoration stage failed"):
         encode_master(failing(), out, width=W, height=H, fps=FPS, codec="ffv1")
     assert not out.exists()
-    with pytest.raises(ValueError, match="even width"):
+    with pytest.raises(ValueError, match="no frames"):  # odd widths are padded now; nothing to pad here
         encode_master(iter([]), out, width=65, height=H, fps=FPS, codec="prores")
+    assert not out.exists()
     with pytest.raises(ValueError, match="codec must be one of"):
         encode_master(iter([]), out, width=W, height=H, fps=FPS, codec="dnxhd")
     with pytest.raises(MediaError, match="no such file"):
         encode_master(iter(master_input), out, width=W, height=H, fps=FPS, codec="ffv1",
                       audio_source=tmp_path / "missing.wav")
     assert not out.exists()
+
+
+def test_prores_master_of_an_odd_width_is_padded_with_its_edge(tmp_path, master_input):
+    """ProRes 4:2:2 needs an even width: a 63-wide film gets one repeated column, the FFV1 master none."""
+    frames = [f[:, :W - 1] for f in master_input]
+    out = tmp_path / "odd.mov"
+    assert encode_master(iter(frames), out, width=W - 1, height=H, fps=FPS, codec="prores") == len(frames)
+    info = probe(out)
+    assert (info.video.width, info.video.height) == (W, H)
+    got = next(iter_frames(out, depth=16)).astype(np.float64)
+    assert np.abs(got[:, -1] - got[:, -2]).max() < 0.01 * 65535
+    assert np.abs(got[:, : W - 1] - frames[0]).mean() < 0.01 * 65535
+    exact = tmp_path / "odd.mkv"
+    encode_master(iter(frames), exact, width=W - 1, height=H, fps=FPS, codec="ffv1")
+    assert probe(exact).video.width == W - 1
