@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
+from itertools import accumulate, count
 from pathlib import Path
 
 import av
@@ -43,6 +45,50 @@ def tone(frames: int, channels: int = 2, fps: Fraction = FPS) -> np.ndarray:
     n = int(frames / fps * RATE)
     t = np.arange(n) / RATE
     return np.stack([np.sin(2 * np.pi * (220 + 55 * c) * t) * 9000 for c in range(channels)]).astype(np.int16)
+
+
+@contextmanager
+def _video_output(path: Path, fmt: str, codec: str, pix_fmt: str, *, rate: Fraction | int = FPS,
+                  options: dict | None = None, container_options: dict | None = None,
+                  ) -> Iterator[tuple[av.container.OutputContainer, av.VideoStream]]:
+    """An output container of format `fmt` with one W x H video stream (codec, pix_fmt); yields both."""
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=rate, options=options or {})
+        s.width, s.height, s.pix_fmt = W, H, pix_fmt
+        yield c, s
+
+
+def _write_frames(c: av.container.OutputContainer, s: av.VideoStream, pictures: Iterable[np.ndarray] | None = None,
+                  *, source_format: str = "rgb24", pts: Iterable[int] | None = None,
+                  time_base: Fraction | None = None) -> None:
+    """Encode and mux `pictures` (default: FRAMES painted frames) with pts 0, 1, 2... unless given; then flush."""
+    if pictures is None:
+        pictures = (painted(i) for i in range(FRAMES))
+    for picture, t in zip(pictures, count() if pts is None else pts, strict=False):
+        f = av.VideoFrame.from_ndarray(picture, format=source_format)
+        if source_format != s.pix_fmt:
+            f = f.reformat(format=s.pix_fmt)
+        f.pts = t
+        if time_base is not None:
+            f.time_base = time_base
+        c.mux(s.encode(f))
+    c.mux(s.encode(None))
+
+
+def _flac_stream(c: av.container.OutputContainer, layout: str) -> av.AudioStream:
+    a = c.add_stream("flac", rate=RATE)
+    a.layout, a.format = layout, "s16"
+    return a
+
+
+def _write_tone(c: av.container.OutputContainer, a: av.AudioStream) -> None:
+    """Mux FRAMES worth of `tone` into the s16 FLAC stream `a` (as many channels as its layout), then flush."""
+    samples = tone(FRAMES, channels=a.layout.nb_channels)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T).reshape(1, -1), format="s16",
+                                       layout=a.layout.name)
+    frame.sample_rate, frame.pts = RATE, 0
+    c.mux(a.encode(frame))
+    c.mux(a.encode(None))
 
 
 def base_film(folder: Path) -> Path:
@@ -102,11 +148,8 @@ def sdp_session(d: Path) -> Path:
 
 def png_image(d: Path) -> Path:
     p = d / "still.png"
-    with av.open(str(p), "w", format="image2") as c:
-        s = c.add_stream("png", rate=1)
-        s.width, s.height, s.pix_fmt = W, H, "rgb24"
-        c.mux(s.encode(av.VideoFrame.from_ndarray(painted(0), format="rgb24")))
-        c.mux(s.encode(None))
+    with _video_output(p, "image2", "png", "rgb24", rate=1) as (c, s):
+        _write_frames(c, s, [painted(0)])
     return p
 
 
@@ -266,15 +309,10 @@ def truncated_middle(d: Path) -> Path:
     return p
 
 
-def _h264(path: Path, fmt: str, frames: int = FRAMES, options: dict | None = None, size=(W, H)) -> Path:
-    with av.open(str(path), "w", format=fmt, options=options or {}) as c:
-        s = c.add_stream("libx264", rate=FPS, options={"crf": "10", "bf": "2", "g": "6"})
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(frames):
-            vf = av.VideoFrame.from_ndarray(painted(i, *size), format="rgb24").reformat(format="yuv420p")
-            vf.pts = i
-            c.mux(s.encode(vf))
-        c.mux(s.encode(None))
+def _h264(path: Path, fmt: str, frames: int = FRAMES, options: dict | None = None) -> Path:
+    with _video_output(path, fmt, "libx264", "yuv420p", options={"crf": "10", "bf": "2", "g": "6"},
+                       container_options=options) as (c, s):
+        _write_frames(c, s, (painted(i) for i in range(frames)))
     return path
 
 
@@ -319,58 +357,27 @@ def corrupt_first_frame(d: Path) -> Path:
 def audio_only(d: Path) -> Path:
     p = d / "audio_only.mkv"
     with av.open(str(p), "w", format="matroska") as c:
-        s = c.add_stream("flac", rate=RATE)
-        s.layout, s.format = "stereo", "s16"
-        samples = tone(FRAMES)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T).reshape(1, -1), format="s16",
-                                           layout="stereo")
-        frame.sample_rate, frame.pts = RATE, 0
-        c.mux(s.encode(frame))
-        c.mux(s.encode(None))
+        _write_tone(c, _flac_stream(c, "stereo"))
     return p
 
 
 def zero_length_video(d: Path) -> Path:
     """A video track with no packets at all, next to an audio track that has some."""
     p = d / "no_video_packets.mkv"
-    with av.open(str(p), "w", format="matroska") as c:
-        v = c.add_stream("ffv1", rate=FPS)
-        v.width, v.height, v.pix_fmt = W, H, "bgr0"
-        a = c.add_stream("flac", rate=RATE)
-        a.layout, a.format = "stereo", "s16"
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone(FRAMES).T).reshape(1, -1), format="s16",
-                                           layout="stereo")
-        frame.sample_rate, frame.pts = RATE, 0
-        c.mux(a.encode(frame))
-        c.mux(a.encode(None))
-        c.mux(v.encode(None))
+    with _video_output(p, "matroska", "ffv1", "bgr0") as (c, v):
+        _write_tone(c, _flac_stream(c, "stereo"))
+        _write_frames(c, v, [])
     return p
 
 
 def eight_audio_streams(d: Path) -> Path:
     """Video plus eight FLAC streams (1 to 8 channels)."""
     p = d / "eight_audio.mkv"
-    with av.open(str(p), "w", format="matroska") as c:
-        v = c.add_stream("ffv1", rate=FPS)
-        v.width, v.height, v.pix_fmt = W, H, "bgr0"
-        layouts = ["mono", "stereo", "3.0", "quad", "5.0", "5.1", "6.1", "7.1"]
-        audio = []
-        for layout in layouts:
-            a = c.add_stream("flac", rate=RATE)
-            a.layout, a.format = layout, "s16"
-            audio.append(a)
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="bgr0")
-            f.pts = i
-            c.mux(v.encode(f))
-        for ch, a in enumerate(audio, start=1):
-            samples = tone(FRAMES, channels=ch)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T).reshape(1, -1), format="s16",
-                                               layout=a.layout.name)
-            frame.sample_rate, frame.pts = RATE, 0
-            c.mux(a.encode(frame))
-            c.mux(a.encode(None))
-        c.mux(v.encode(None))
+    with _video_output(p, "matroska", "ffv1", "bgr0") as (c, v):
+        audio = [_flac_stream(c, layout) for layout in ["mono", "stereo", "3.0", "quad", "5.0", "5.1", "6.1", "7.1"]]
+        _write_frames(c, v)
+        for a in audio:
+            _write_tone(c, a)
     return p
 
 
@@ -380,46 +387,26 @@ def eight_audio_streams(d: Path) -> Path:
 def variable_frame_rate(d: Path) -> Path:
     """FFV1 in Matroska, 1 ms time base: 6 frames 40 ms apart, then 6 frames 100 ms apart."""
     p = d / "vfr.mkv"
-    with av.open(str(p), "w", format="matroska") as c:
-        s = c.add_stream("ffv1", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+    with _video_output(p, "matroska", "ffv1", "bgr0") as (c, s):
         s.codec_context.time_base = Fraction(1, 1000)
-        t = 0
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="bgr0")
-            f.pts, f.time_base = t, Fraction(1, 1000)
-            t += 40 if i < 6 else 100
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+        _write_frames(c, s, pts=accumulate([40] * 6 + [100] * 5, initial=0), time_base=Fraction(1, 1000))
     return p
 
 
 def raw_mpeg2_elementary(d: Path) -> Path:
     """MPEG-2 video elementary stream (.m2v): no container, no timestamps."""
     p = d / "raw.m2v"
-    with av.open(str(p), "w", format="mpeg2video") as c:
-        s = c.add_stream("mpeg2video", rate=FPS, options={"qscale": "2"})
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+    with _video_output(p, "mpeg2video", "mpeg2video", "yuv420p", options={"qscale": "2"}) as (c, s):
         s.codec_context.qmax = 2
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="yuv420p")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+        _write_frames(c, s)
     return p
 
 
 def y4m(d: Path) -> Path:
     """yuv4mpeg2 (no timestamps: frame rate from the header only), 4:4:4."""
     p = d / "clip.y4m"
-    with av.open(str(p), "w", format="yuv4mpegpipe") as c:
-        s = c.add_stream("rawvideo", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "yuv444p"
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="yuv444p")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+    with _video_output(p, "yuv4mpegpipe", "rawvideo", "yuv444p") as (c, s):
+        _write_frames(c, s)
     return p
 
 
@@ -444,14 +431,8 @@ def sixteen_bit(d: Path) -> Path:
 def rgb48_raw_nut(d: Path) -> Path:
     """rawvideo rgb48le in NUT: 16-bit packed RGB, no compression."""
     p = d / "rgb48.nut"
-    with av.open(str(p), "w", format="nut") as c:
-        s = c.add_stream("rawvideo", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "rgb48le"
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(deep(i), format="rgb48le")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+    with _video_output(p, "nut", "rawvideo", "rgb48le") as (c, s):
+        _write_frames(c, s, (deep(i) for i in range(FRAMES)), source_format="rgb48le")
     return p
 
 
@@ -465,60 +446,37 @@ def prores_10_bit(d: Path) -> Path:
 def rotated(d: Path) -> Path:
     """H.264 in MP4 with a 90-degree display matrix (as phones write)."""
     p = d / "rotated.mp4"
-    with av.open(str(p), "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=FPS, options={"crf": "10"})
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+    with _video_output(p, "mp4", "libx264", "yuv420p", options={"crf": "10"}) as (c, s):
         s.set_display_rotation(90)
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="yuv420p")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+        _write_frames(c, s)
     return p
 
 
 def rotate_tag(d: Path) -> Path:
     """FFV1 in Matroska with the old 'rotate' stream tag."""
     p = d / "rotate_tag.mkv"
-    with av.open(str(p), "w", format="matroska") as c:
-        s = c.add_stream("ffv1", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+    with _video_output(p, "matroska", "ffv1", "bgr0") as (c, s):
         s.metadata["rotate"] = "90"
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="bgr0")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+        _write_frames(c, s)
     return p
 
 
 def interlaced(d: Path) -> Path:
     """MPEG-2 encoded interlaced (field DCT and motion, top field first), in MPEG-TS."""
     p = d / "interlaced.ts"
-    with av.open(str(p), "w", format="mpegts") as c:
-        s = c.add_stream("mpeg2video", rate=Fraction(25), options={"flags": "+ildct+ilme", "top": "1"})
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+    with _video_output(p, "mpegts", "mpeg2video", "yuv420p", rate=Fraction(25),
+                       options={"flags": "+ildct+ilme", "top": "1"}) as (c, s):
         s.codec_context.qmax = 2
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="yuv420p")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+        _write_frames(c, s)
     return p
 
 
 def field_order_tag(d: Path) -> Path:
     """FFV1 in Matroska whose track says 'interlaced, top field first'."""
     p = d / "tff.mkv"
-    with av.open(str(p), "w", format="matroska") as c:
-        s = c.add_stream("ffv1", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+    with _video_output(p, "matroska", "ffv1", "bgr0") as (c, s):
         s.codec_context.field_order = 2  # AV_FIELD_TT: top field coded and shown first
-        for i in range(FRAMES):
-            f = av.VideoFrame.from_ndarray(painted(i), format="rgb24").reformat(format="bgr0")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+        _write_frames(c, s)
     return p
 
 
