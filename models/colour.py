@@ -36,8 +36,10 @@ _MAX_SAMPLES = 400_000
 
 
 class ColourParams(StageParams):
-    levels: float = Field(1.0, ge=0.0, le=1.0, description="how much of the black/white point restoration to apply")
-    cast: float = Field(1.0, ge=0.0, le=1.0, description="how much of the measured colour cast to remove")
+    # Partial by default: over 16 synthetic films these never made a film worse than leaving it alone
+    # (worst 0.81 x the uncorrected ΔE00), where full strength was worse on 2 of them (up to 1.42 x).
+    levels: float = Field(0.5, ge=0.0, le=1.0, description="how much of the black/white point restoration to apply")
+    cast: float = Field(0.7, ge=0.0, le=1.0, description="how much of the measured colour cast to remove")
     black_level: float = Field(0.03, ge=0.0, le=0.3, description="where the shot's darkest 0.5% of luma should sit")
     white_level: float = Field(0.96, ge=0.6, le=1.0, description="where the shot's brightest 0.5% of luma should sit")
     max_gain: float = Field(1.8, ge=1.0, le=4.0, description="cap on the contrast stretch (keeps low-key shots low-key)")
@@ -133,7 +135,7 @@ class Colour(Stage):
     """Per-shot automatic correction of faded colour: levels, cast, dye fade; monochrome stays neutral."""
 
     name: ClassVar[str] = "colour"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "per-shot black/white point, cast and dye-fade correction; B&W kept neutral"
     Params = ColourParams
     params: ColourParams
