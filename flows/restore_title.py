@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
 
 from catalog.ids import validate_title_id
 from catalog.recipe import Recipe
@@ -63,6 +65,7 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default") -> 
                        [f for p, f in restored.items() if p.shot == row.shot])
         for row in rows
     ]
+    track_progress(title, list(restored.values()))
     report = qc_report(record, rec, [c.result() for c in checks])
     segments = [f.result() for f in restored.values()]
     reused = sum(s.reused for s in segments)
@@ -72,6 +75,17 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default") -> 
     manifest = publish(record, rec, shots, segments, report, review, grades)
     return {"manifest": manifest, "shots": len(shots), "pieces_restored": len(segments) - reused,
             "pieces_reused": reused}
+
+
+def track_progress(title: str, futures: list) -> None:
+    """A Prefect progress artifact (0-100 %) that moves as restored pieces come back."""
+    done, total = 0, len(futures)
+    artifact = create_progress_artifact(0.0, key=f"{title}-restore-progress",
+                                        description=f"{title}: pieces restored")
+    for _ in as_completed(futures):
+        done += 1
+        update_progress_artifact(artifact, 100.0 * done / total,
+                                 description=f"{title}: {done} of {total} pieces restored")
 
 
 def run_restore(source: str, title: str, recipe: str | Recipe = "default") -> dict[str, Any]:

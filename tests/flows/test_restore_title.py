@@ -84,6 +84,16 @@ def test_identity_recipe_is_lossless(tiny_film, local_store_env, tmp_path):
     src = tiny_film["degraded"].astype(np.float32) / 255
     assert np.abs(master - src).max() < 1 / 255 / 2
 
+    # the progress artifact people watch in the UI ended at 100 %
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["tiny-identity-restore-progress"])))
+    assert arts and arts[0].type == "progress" and float(arts[0].data) == 100.0
+    assert "pieces restored" in arts[0].description
+
 
 def test_restore_on_s3_server(tiny_film, s3_store_env, tmp_path):
     summary = run_restore(str(tiny_film["path"]), "tiny-s3", "default")
