@@ -20,7 +20,7 @@ class OutputRecord(BaseModel):
     path: str = Field(description="path relative to the version folder")
     sha256: str
     size_bytes: int
-    kind: str = Field(description="master, delivery, qc-report, qc-image, grade-lut")
+    kind: str = Field(description="master, delivery, qc-report, qc-report-html, qc-image, qc-contact-sheet, grade-lut")
     codec: str | None = None
 
 

@@ -34,8 +34,20 @@ class StageSpec(BaseModel):
 
 
 class QCThresholds(BaseModel):
+    """Per-shot QC limits; a shot outside any of them is marked "review" (None: not checked)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     min_ssim: float = Field(0.6, ge=0, le=1, description="structure kept vs source (luma SSIM) below this -> review")
+    max_warping_error: float | None = Field(
+        None, ge=0, description="temporal instability of the restored shot (flow warping error, 0-1 scale) "
+                                "above this -> review")
+    max_warping_error_ratio: float | None = Field(
+        None, gt=0, description="restored warping error / the source's above this -> review (1.0: no less "
+                                "stable than the source)")
+    max_colour_shift_de00: float | None = Field(
+        None, ge=0, description="mean CIEDE2000 colour change vs the source above this -> review")
+    max_flicker_restored: float | None = Field(
+        None, ge=0, description="flicker index of the restored shot (0-1 luma scale) above this -> review")
 
 
 class GradeReference(BaseModel):

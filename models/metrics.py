@@ -202,3 +202,30 @@ def colour_jitter(mean_rgb: np.ndarray) -> float:
         return 0.0
     lab = skcolor.rgb2lab(m[None])[0]
     return float(np.mean(skcolor.deltaE_ciede2000(lab[:-1], lab[1:])))
+
+
+# --- noise ---------------------------------------------------------------------------------------------
+
+# Immerkaer's Laplacian-difference kernel: zero response to constant, linear and (separably) quadratic
+# image content; white noise of std s comes out with std 6 s (the kernel's L2 norm is 6).
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def noise_sigma(frame: np.ndarray) -> float:
+    """Robust estimate of the noise/grain standard deviation of a frame's luma, on the 0-1 scale.
+
+    frame: (H, W, 3) float RGB or (H, W) luma in [0, 1]. The luma is high-passed with
+    Immerkaer's 3x3 kernel (which cancels smooth shading) and sigma is the median absolute
+    deviation of the response / 0.6745 / 6, so edges and texture, being a minority of the
+    pixels, barely move it (Immerkaer, CVIU 1996; Donoho's MAD rule). White Gaussian noise of
+    std s on a flat or smoothly shaded frame reads ~s; film grain, being spatially correlated,
+    reads lower than its true std but moves the same way (less after denoising).
+    """
+    y = luma(frame) if frame.ndim == 3 else np.asarray(frame, np.float32)
+    if min(y.shape[:2]) < 3:
+        return 0.0
+    r = cv2.filter2D(np.ascontiguousarray(y, np.float32), cv2.CV_32F, _NOISE_KERNEL,
+                     borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    mad = float(np.median(np.abs(r - np.median(r))))
+    return mad / 0.6745 / 6.0
+

@@ -21,6 +21,7 @@ from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.media import encode_master, iter_frames
 from tasks.common import current_store, retry_transient, short_hash
+from tasks.qc import REPORT_HTML, published_qc_paths, render_report_html
 
 MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
 
@@ -132,12 +133,20 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
 
         qc_shots = []
         for r in qc["shots"]:
-            img = f"qc/shot{r['shot']:04d}-before-after.png"
-            data = store.get_bytes(r["image_key"])
-            written.append(f"{prefix}/{img}")
-            sha = store.put_bytes(f"{prefix}/{img}", data, content_type="image/png")
-            outputs.append(OutputRecord(path=img, sha256=sha, size_bytes=len(data), kind="qc-image"))
-            qc_shots.append({**{k: v for k, v in r.items() if k != "image_key"}, "image": img})
+            pictures: dict[str, str] = {}
+            paths = published_qc_paths(r["shot"])
+            for field, key_field, kind in (("image", "image_key", "qc-image"),
+                                           ("contact_sheet", "contact_sheet_key", "qc-contact-sheet")):
+                if not r.get(key_field):
+                    continue
+                path = paths[field]
+                data = store.get_bytes(r[key_field])
+                written.append(f"{prefix}/{path}")
+                sha = store.put_bytes(f"{prefix}/{path}", data, content_type="image/png")
+                outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind=kind))
+                pictures[field] = path
+            qc_shots.append({**{k: v for k, v in r.items() if k not in ("image_key", "contact_sheet_key")},
+                             **pictures})
         grade_docs = []
         for g in grades or []:
             path = f"grades/{g['label']}.cube"
@@ -147,9 +156,15 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
             outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind="grade-lut"))
             grade_docs.append({"label": g["label"], "shots": g["shots"], "digest": g["digest"], "path": path,
                                "report": g["report"]})
-        qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "shots": qc_shots}
+        qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "report_html": REPORT_HTML,
+                  "shots": qc_shots}
         qc_bytes = json.dumps(qc_doc, indent=2).encode()
         written.append(f"{prefix}/qc.json")
         sha = store.put_bytes(f"{prefix}/qc.json", qc_bytes, content_type="application/json")
         outputs.append(OutputRecord(path="qc.json", sha256=sha, size_bytes=len(qc_bytes), kind="qc-report"))
+        # the page a person opens: self-contained, pictures linked relative to qc/ (works in any copy)
+        page = render_report_html(qc_doc).encode()
+        written.append(f"{prefix}/{REPORT_HTML}")
+        sha = store.put_bytes(f"{prefix}/{REPORT_HTML}", page, content_type="text/html; charset=utf-8")
+        outputs.append(OutputRecord(path=REPORT_HTML, sha256=sha, size_bytes=len(page), kind="qc-report-html"))
     return qc_doc, grade_docs

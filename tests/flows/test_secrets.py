@@ -85,16 +85,24 @@ def _failed_task_runs(title: str) -> list:
 def _prefect_records() -> dict[str, str]:
     """Everything the Prefect API holds about the runs, as JSON text per kind."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import LogSort
+
+    def every(read, **kw):  # the API pages at 200 records: read them all, not the first page
+        out, offset = [], 0
+        while page := read(limit=200, offset=offset, **kw):
+            out += page
+            offset += len(page)
+        return out
 
     with get_client(sync_client=True) as client:
-        flow_runs = client.read_flow_runs()
+        flow_runs = every(client.read_flow_runs)
         out = {
-            "artifacts": [a.model_dump(mode="json") for a in client.read_artifacts()],
+            "artifacts": [a.model_dump(mode="json") for a in every(client.read_artifacts)],
             "flow_runs": [r.model_dump(mode="json") for r in flow_runs],
             "flow_run_parameters": [r.parameters for r in flow_runs],
-            "task_runs": [r.model_dump(mode="json") for r in client.read_task_runs()],
+            "task_runs": [r.model_dump(mode="json") for r in every(client.read_task_runs)],
             "states": [s.model_dump(mode="json") for r in flow_runs for s in client.read_flow_run_states(r.id)],
-            "logs": [log.model_dump(mode="json") for log in client.read_logs()],
+            "logs": [log.model_dump(mode="json") for log in every(client.read_logs, sort=LogSort.TIMESTAMP_DESC)],
             "variables": [v.model_dump(mode="json") for v in client.read_variables()],
         }
     return {k: json.dumps(v, default=str) for k, v in out.items()}
