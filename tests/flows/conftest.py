@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from infra.media import write_film
 from models.synth import SynthConfig, render_film
+from tests.s3server import moto_on_loopback
 
 FILM = dict(width=160, height=120, shots=3, frames_per_shot=12, seed=11)
 
@@ -53,14 +52,9 @@ def local_store_env(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def s3_server():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"{host}:{port}"
-    Minio(endpoint, access_key="reel-test", secret_key="reel-test-secret", secure=False).make_bucket("reel")
-    yield endpoint
-    server.stop()
+    with moto_on_loopback() as endpoint:
+        Minio(endpoint, access_key="reel-test", secret_key="reel-test-secret", secure=False).make_bucket("reel")
+        yield endpoint
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import logging
 import os
 import select
 import socket
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from infra.settings import Settings
 from infra.sources import (
@@ -24,6 +22,7 @@ from infra.sources import (
     check_source,
     resolve_source,
 )
+from tests.s3server import moto_on_loopback
 
 
 @pytest.fixture(autouse=True)
@@ -341,15 +340,10 @@ def test_allowed_http_host_is_fetched_with_limits(http_host):
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"{host}:{port}"
-    client = Minio(endpoint, access_key="reel-test", secret_key="reel-test-secret", secure=False)
-    client.make_bucket("sources")
-    yield endpoint, client
-    server.stop()
+    with moto_on_loopback() as endpoint:
+        client = Minio(endpoint, access_key="reel-test", secret_key="reel-test-secret", secure=False)
+        client.make_bucket("sources")
+        yield endpoint, client
 
 
 def _s3_settings(endpoint: str, **kw) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import logging
 import os
 import socket
 import threading
@@ -15,7 +14,6 @@ import uuid
 
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from infra.storage import (
     MAX_KEY_LENGTH,
@@ -30,6 +28,7 @@ from infra.storage import (
     open_store,
     validate_key,
 )
+from tests.s3server import moto_on_loopback
 
 BUCKET = "reel-test"
 ACCESS = "reel-access"
@@ -71,16 +70,9 @@ def _closed_port() -> int:
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A moto S3 server on loopback with BUCKET created; host:port."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"{host}:{port}"
+    with moto_on_loopback() as endpoint:
         Minio(endpoint, access_key=ACCESS, secret_key=CANARY, secure=False).make_bucket(BUCKET)
         yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture

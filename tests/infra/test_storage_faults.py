@@ -17,7 +17,6 @@ import errno
 import http.server
 import io
 import json
-import logging
 import pickle
 import socket
 import threading
@@ -29,7 +28,6 @@ import pytest
 import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
-from moto.server import ThreadedMotoServer
 
 import infra.storage as storage
 from infra.storage import (
@@ -44,6 +42,7 @@ from infra.storage import (
     is_transient,
 )
 from tasks.common import retry_transient
+from tests.s3server import moto_on_loopback
 
 BUCKET = "reel-faults"
 ACCESS = "reel-faults-access"
@@ -58,14 +57,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _start_moto() -> tuple[ThreadedMotoServer, str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return server, f"{host}:{port}"
 
 
 def _assert_clean(exc: BaseException, *must_name: str) -> None:
@@ -108,8 +99,7 @@ def _assert_permanent(exc: BaseException) -> None:
 def moto():
     """A moto server on loopback with BUCKET and an IAM user `reader` (key, no policy) and
     `writer` (key, s3:*). Credentials are checked only inside `auth_on`."""
-    server, endpoint = _start_moto()
-    try:
+    with moto_on_loopback() as endpoint:
         Minio(endpoint, access_key=ACCESS, secret_key=CANARY, secure=False).make_bucket(BUCKET)
         iam = boto3.client("iam", endpoint_url=f"http://{endpoint}", region_name="us-east-1",
                            aws_access_key_id=ACCESS, aws_secret_access_key=CANARY)
@@ -120,8 +110,6 @@ def moto():
         iam.put_user_policy(UserName="writer", PolicyName="s3-all", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
         yield {"endpoint": endpoint, "keys": keys}
-    finally:
-        server.stop()
 
 
 def _set_auth(endpoint: str, count: bytes) -> None:
@@ -201,13 +189,10 @@ def test_closed_port_fails_fast_and_is_transient():
 
 
 def test_endpoint_that_goes_away_names_the_key_and_is_transient(tmp_path):
-    server, endpoint = _start_moto()
-    try:
+    with moto_on_loopback() as endpoint:  # the server stops at the end of this block
         Minio(endpoint, access_key=ACCESS, secret_key=CANARY, secure=False).make_bucket(BUCKET)
         store = S3Store(endpoint, ACCESS, CANARY, BUCKET)
         store.put_bytes("work/t/a.bin", b"data")
-    finally:
-        server.stop()
     for call in (lambda: store.get_bytes("work/t/a.bin"), lambda: store.put_bytes("work/t/b.bin", b"x"),
                  lambda: store.get_file("work/t/a.bin", tmp_path / "a.bin"), lambda: store.list("work/")):
         started = time.monotonic()
