@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     max_source_pixels: int = Field(8192 * 4352, ge=64 * 64, description="largest declared frame size (width x "
                                                                         "height) accepted, checked before decoding")
 
+    # Catalogue operations and review (flows.catalogue, flows.serve, the review gate).
+    catalogue: str = Field("catalogue/titles.csv", description="titles file (CSV or Parquet) the sweep and "
+                                                               "`reel catalogue` read")
+    sweep_cron: str = Field("0 * * * *", description="cron schedule of the catalogue-sweep deployment (UTC)")
+    sweep_max_concurrent: int = Field(2, ge=1, le=1000, description="most restore-title runs active at once "
+                                                                    "(running or paused for review)")
+    review_timeout_s: int = Field(7 * 24 * 3600, ge=10, description="how long a run waits paused for a "
+                                                                   "review; then it fails cleanly, publishing "
+                                                                   "nothing (a retry pauses again at once)")
+    public_url: str | None = Field(None, description="base URL of `reel serve`'s picture page, used for QC "
+                                                     "links in Prefect artifacts (default http://127.0.0.1:PORT)")
+
     # Sources policy (infra.sources): what a title's source may be.
     source_roots: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
