@@ -46,6 +46,8 @@ class ShotRecord(BaseModel):
     start_timecode: str
     kind: str = Field("shot", description="shot, or a transition kept whole: fade_out, fade_in, dissolve")
     segments: list[str] = Field(description="storage keys of the restored pieces, in order")
+    overrides: list[str] = Field(default_factory=list, description="stage parameters changed for this shot "
+                                                                   "(stage.param=value) by a rerun or review")
     stage_reports: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from typing import Any, Literal
 
@@ -109,6 +110,9 @@ class Recipe(BaseModel):
                                        description="masters to publish; the first is the archival master")
     qc: QCThresholds = Field(default_factory=QCThresholds)
     grade: GradeSection | None = Field(None, description="reference pairs the 'grade' stage learns its LUTs from")
+    review: Literal["on-fail", "always"] = Field(
+        "on-fail", description="when a run with the review gate on pauses for a person: only when a shot fails "
+                               "QC, or always")
 
     @model_validator(mode="after")
     def _grade_needs_stage(self) -> Recipe:
@@ -151,6 +155,25 @@ class Recipe(BaseModel):
         blob = json.dumps(self.chain(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> Recipe:
+        """This recipe with some stages' parameters changed ({stage: {param: value}}), validated: a stage
+        the recipe does not run, or a bad parameter, is a ValueError naming it."""
+        if not overrides:
+            return self
+        names = [s.name for s in self.stages]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise ValueError(f"override for stage {unknown[0]!r}, which recipe {self.name!r} does not run "
+                             f"(its stages: {', '.join(names) or 'none'})")
+        stages = []
+        for spec in self.stages:
+            params = {**spec.params, **overrides.get(spec.name, {})}
+            try:
+                stages.append(StageSpec(name=spec.name, params=params))
+            except Exception as e:
+                raise ValueError(f"override for {spec.name}: {_first_error(e)}") from None
+        return self.model_copy(update={"stages": stages})
+
     def context_frames(self) -> int:
         """Halo a chunk needs: stages run one after another, so their contexts add up."""
         return sum(s.context_frames for s in self.build())
@@ -192,6 +215,48 @@ def parse_recipe(text: str, fmt: str) -> Recipe:
         errors = getattr(e, "errors", None)
         msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errors()) if callable(errors) else str(e)
         raise ValueError(f"invalid recipe: {msg}") from None
+
+
+OVERRIDE_PATTERN = re.compile(r"([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)=(.*)", re.DOTALL)
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """['dust.threshold=0.2', 'denoise.grain=keep'] -> {'dust': {'threshold': 0.2}, 'denoise': {'grain': 'keep'}}.
+
+    Values are YAML scalars (numbers, booleans, strings); a value that parses to a list or mapping is refused.
+    Which stages and parameters exist is checked by `Recipe.with_overrides`.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        m = OVERRIDE_PATTERN.fullmatch(item.strip()) if isinstance(item, str) else None
+        if not m:
+            raise ValueError(f"override {str(item)[:80]!r}: use stage.param=value (e.g. dust.threshold=0.2)")
+        stage, param, text = m.groups()
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            raise ValueError(f"override {item[:80]!r}: the value is not a scalar") from None
+        if isinstance(value, (list, dict)):
+            raise ValueError(f"override {item[:80]!r}: the value must be a number, boolean or word")
+        if param in out.get(stage, {}) and out[stage][param] != value:
+            raise ValueError(f"override {stage}.{param} given twice with different values")
+        out.setdefault(stage, {})[param] = value
+    return out
+
+
+def format_overrides(overrides: dict[str, dict[str, Any]]) -> list[str]:
+    """The inverse of `parse_overrides`, sorted (for manifests and run parameters)."""
+    return [f"{stage}.{param}={json.dumps(value) if isinstance(value, str) else value}"
+            for stage in sorted(overrides) for param, value in sorted(overrides[stage].items())]
+
+
+def _first_error(e: Exception) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        x = errors()[0]
+        loc = ".".join(str(p) for p in x["loc"])
+        return f"{loc + ': ' if loc else ''}{x['msg']}"
+    return str(e).splitlines()[0]
 
 
 def known_stage_names() -> list[str]:

@@ -1,85 +1,171 @@
-"""The restore-title flow: ingest -> grades -> shots -> shot analysis -> restore per piece -> QC -> publish."""
+"""The restore-title flow: ingest -> grades -> shots -> shot analysis -> restore per piece -> QC ->
+review -> publish.
+
+Reruns and reviews use the same parameters: `redo_shots` are restored again (every other shot reuses
+its stored pieces), `overrides` change stage parameters for them, `from_step` recomputes a pipeline
+step and what follows. With `review_gate` on, a run whose QC asks for it pauses for a person's decision.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 
 from catalog.ids import validate_title_id
-from catalog.recipe import Recipe
+from catalog.recipe import Recipe, format_overrides
+from catalog.records import IngestRecord
+from catalog.review import RerunPlan, merge_overrides, overrides_doc
 from catalog.shots import plan_pieces
 from flows.recipes import resolve_recipe
 from infra.cluster import make_task_runner
 from infra.prefect_api import shared_prefect_api
-from infra.settings import load_settings
+from infra.settings import Settings, load_settings
 from infra.sources import check_source
 from tasks.colour import analyse_shot, learn_grades, shot_bindings
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
 from tasks.qc import qc_report, qc_shot
 from tasks.restore import restore_piece
+from tasks.review import ask_for_review
 from tasks.shots import chunk_scores, load_shots, save_shots
 
-AUTO_REVIEW = {"decision": "auto-approved", "by": "qc-thresholds", "redo": []}
+AUTO_REVIEW = {"decision": "auto-approved", "by": "qc-thresholds"}
+
+Overrides = dict[int, dict[str, dict[str, Any]]]  # {shot: {stage: {param: value}}}
 
 
-@flow(name="restore-title", log_prints=True)
-def restore_title(source: str, title: str, recipe: str | Recipe = "default") -> dict[str, Any]:
+@flow(name="restore-title", flow_run_name="restore-{title}", log_prints=True)
+def restore_title(source: str, title: str, recipe: str | Recipe = "default", review_gate: bool = False,
+                  redo_shots: list[int] | None = None, overrides: list[str] | None = None,
+                  from_step: str | None = None) -> dict[str, Any]:
     """Restore one title and publish it.
 
-    Returns {"manifest": the published manifest (made now or earlier), "pieces_restored": n,
-    "pieces_reused": m, "shots": k}: a rerun with nothing changed restores nothing.
+    source: the film (path or URI); title: its id; recipe: a builtin name or a recipe file.
+    review_gate: pause for a person when QC fails (or always, as the recipe says).
+    redo_shots: shots to restore again; overrides: stage.param=value for them (for every shot when
+    none is named); from_step: ingest | shots | restore | qc, recomputed ignoring stored results.
+
+    Returns {"manifest", "shots", "pieces_restored", "pieces_reused", "review"}: a rerun with
+    nothing changed restores nothing.
     """
     title = validate_title_id(title)
     settings = load_settings()
     check_source(source, settings)  # sources policy before any store I/O: a refused source creates nothing
     rec = resolve_recipe(recipe)
+    plan = RerunPlan.make(redo_shots, overrides, from_step)
+    rec.with_overrides(plan.overrides)  # a bad override fails here, before any work
 
-    record = ingest(source, title)
+    record = ingest(source, title, force=plan.forces("ingest"))
     grades = learn_grades(rec)
-    done = find_published(record, rec, AUTO_REVIEW, grades)
-    if done is not None:  # this source with these stages is already published: nothing to do
+    if plan.is_plain and (done := find_published(record, rec, AUTO_REVIEW, grades)) is not None:
         print(f"{title}: already published as {done['version']}")
         return {"manifest": done, "shots": len(done["shots"]), "pieces_restored": 0,
-                "pieces_reused": sum(len(s["segments"]) for s in done["shots"])}
+                "pieces_reused": sum(len(s["segments"]) for s in done["shots"]), "review": done["review"]}
 
-    shots = load_shots(record)
+    shots = detect_shots(record, force=plan.forces("shots"))
+    shot_ids = [int(s) for s in shots["shot"]]
+    plan.check(rec, shot_ids)
+    print(f"{title}: {record.frames} frames, {len(shots)} shots")
+    bound = bind_shots(record, rec, shots, grades)
+
+    per_shot = plan.shot_overrides(shot_ids)
+    forced = set(shot_ids) if plan.forces("restore") else set(plan.redo_shots)
+    results = restore_shots(record, rec, shots, bound, per_shot, shot_ids, forced, settings,
+                            force_qc=plan.forces("qc"))
+    report = qc_report(record, rec, [qc for _, qc in results.values()])
+
+    rounds: list[dict[str, Any]] = []
+    while review_gate and needs_review(rec, report):
+        decision, asked, at = ask_for_review(title, rec, report, len(rounds) + 1, shot_ids, settings.review_timeout_s,
+                                             settings.review_poll_s)
+        rounds.append({"round": len(rounds) + 1, "at": at, "by": decision.reviewer, "decision": decision.decision,
+                       "redo_shots": decision.redo_shots, "overrides": decision.overrides, "note": decision.note,
+                       "shots_below_threshold": report["summary"]["review"]})
+        if decision.decision == "approve":
+            break
+        per_shot = merge_overrides(per_shot, asked.shot_overrides(shot_ids))
+        results.update(restore_shots(record, rec, shots, bound, per_shot, asked.redo_shots, set(asked.redo_shots),
+                                     settings))
+        report = qc_report(record, rec, [qc for _, qc in results.values()])
+
+    review = review_record(rounds, report, per_shot, plan)
+    segments = [seg for segs, _ in results.values() for seg in segs]
+    manifest = publish(record, rec, shots, segments, report, review, grades)
+    reused = sum(s.reused for s in segments)
+    print(f"{title}: published {manifest['version']}; {len(segments) - reused} pieces restored, {reused} reused; "
+          f"review: {review['decision']} by {review['by']}")
+    return {"manifest": manifest, "shots": len(shots), "pieces_restored": len(segments) - reused,
+            "pieces_reused": reused, "review": manifest["review"]}
+
+
+def detect_shots(record: IngestRecord, force: bool = False) -> pd.DataFrame:
+    """The shot table: stored, or detected now from per-chunk scores computed in parallel."""
+    shots = None if force else load_shots(record)
     if shots is None:
         scores = [chunk_scores.submit(record, i) for i in range(len(record.chunks))]
         shots = save_shots(record, [s.result() for s in scores])
-    print(f"{title}: {record.frames} frames, {len(shots)} shots")
+    return shots
 
+
+def bind_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame,
+               grades: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Per-shot data for the stages: shot statistics (analysed in parallel) and grade LUTs."""
     rows = list(shots.itertuples(index=False))
     analyses = [analyse_shot.submit(record, rec, int(r.shot), int(r.start_frame), int(r.end_frame))
                 for r in rows] if any(s.shot_analysis for s in rec.build()) else []
-    bound = shot_bindings(rec, shots, [a.result() for a in analyses], grades)
+    return shot_bindings(rec, shots, [a.result() for a in analyses], grades)
 
-    pieces = plan_pieces(shots, settings.piece_frames, rec.context_frames())
-    restored = {p: restore_piece.submit(record, p, rec, bound[p.shot]) for p in pieces}
 
-    checks = [
-        qc_shot.submit(record, rec, int(row.shot), int(row.start_frame), int(row.end_frame),
-                       [f for p, f in restored.items() if p.shot == row.shot])
-        for row in rows
-    ]
-    track_progress(title, list(restored.values()))
-    report = qc_report(record, rec, [c.result() for c in checks])
-    segments = [f.result() for f in restored.values()]
-    reused = sum(s.reused for s in segments)
-    print(f"{title}: {len(segments) - reused} pieces restored, {reused} reused; review: {report['summary']['review']}")
+def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, list[dict[str, Any]]],
+                  per_shot: Overrides, which: list[int], forced: set[int], settings: Settings,
+                  force_qc: bool = False) -> dict[int, tuple[list[Any], dict[str, Any]]]:
+    """Restore the pieces of the shots in `which` (those in `forced` even if stored) and QC each shot.
+    Returns {shot: (its segments, its QC record)}."""
+    restored: dict[Any, Any] = {}
+    checks = {}
+    for row in shots[shots["shot"].isin(which)].itertuples(index=False):
+        shot = int(row.shot)
+        shot_rec = rec.with_overrides(per_shot.get(shot, {}))
+        one = shots[shots["shot"] == shot]
+        futures = [restore_piece.submit(record, p, shot_rec, bound[shot], force=shot in forced)
+                   for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
+        restored.update({f: shot for f in futures})
+        checks[shot] = (futures, qc_shot.submit(record, rec, shot, int(row.start_frame), int(row.end_frame),
+                                                futures, force=force_qc))
+    track_progress(record.title, list(restored))
+    return {shot: ([f.result() for f in futures], qc.result()) for shot, (futures, qc) in checks.items()}
 
-    review = {**AUTO_REVIEW, "shots_below_threshold": report["summary"]["review"]}
-    manifest = publish(record, rec, shots, segments, report, review, grades)
-    return {"manifest": manifest, "shots": len(shots), "pieces_restored": len(segments) - reused,
-            "pieces_reused": reused}
+
+def needs_review(rec: Recipe, report: dict[str, Any]) -> bool:
+    return rec.review == "always" or bool(report["summary"]["review"])
+
+
+def review_record(rounds: list[dict[str, Any]], report: dict[str, Any], per_shot: Overrides,
+                  plan: RerunPlan) -> dict[str, Any]:
+    """The decision as the manifest keeps it: who, what and when (or the QC thresholds' automatic one)."""
+    review: dict[str, Any] = dict(AUTO_REVIEW)
+    if rounds:
+        last = rounds[-1]
+        review = {"decision": "approved", "by": last["by"], "at": last["at"], "note": last["note"],
+                  "rounds": rounds}
+    review["shots_below_threshold"] = report["summary"]["review"]
+    if not plan.is_plain:
+        review["rerun"] = {"redo_shots": plan.redo_shots, "overrides": format_overrides(plan.overrides),
+                           "from_step": plan.from_step}
+    if per_shot:
+        review["overrides"] = overrides_doc(per_shot)
+    return review
 
 
 def track_progress(title: str, futures: list) -> None:
     """A Prefect progress artifact (0-100 %) that moves as restored pieces come back."""
     done, total = 0, len(futures)
+    if not total:
+        return
     artifact = create_progress_artifact(0.0, key=f"{title}-restore-progress",
                                         description=f"{title}: pieces restored")
     for _ in as_completed(futures):
@@ -88,8 +174,9 @@ def track_progress(title: str, futures: list) -> None:
                                  description=f"{title}: {done} of {total} pieces restored")
 
 
-def run_restore(source: str, title: str, recipe: str | Recipe = "default") -> dict[str, Any]:
-    """Run the flow on the task runner the settings describe (LocalCluster by default); returns its summary."""
+def run_restore(source: str, title: str, recipe: str | Recipe = "default", **params: Any) -> dict[str, Any]:
+    """Run the flow on the task runner the settings describe (LocalCluster by default); returns its summary.
+    `params`: the flow's other parameters (review_gate, redo_shots, overrides, from_step)."""
     with shared_prefect_api():
         runner = make_task_runner(load_settings())
-        return restore_title.with_options(task_runner=runner)(source=source, title=title, recipe=recipe)
+        return restore_title.with_options(task_runner=runner)(source=source, title=title, recipe=recipe, **params)

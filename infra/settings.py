@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     review_timeout_s: int = Field(7 * 24 * 3600, ge=10, description="how long a run waits paused for a "
                                                                    "review; then it fails cleanly, publishing "
                                                                    "nothing (a retry pauses again at once)")
+    review_poll_s: int = Field(5, ge=1, le=600, description="how often a paused run checks for the answer")
     public_url: str | None = Field(None, description="base URL of `reel serve`'s picture page, used for QC "
                                                      "links in Prefect artifacts (default http://127.0.0.1:PORT)")
 

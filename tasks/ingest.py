@@ -19,16 +19,18 @@ from tasks.common import current_store, retry_transient, sha256_file
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
-def ingest(source: str, title: str) -> IngestRecord:
+def ingest(source: str, title: str, force: bool = False) -> IngestRecord:
+    """The source stored untouched, probed and cut into mezzanine chunks (reused when done before,
+    unless `force`: then it is probed and cut again)."""
     title = validate_title_id(title)  # before any I/O, whoever calls this task
     settings = load_settings()
     # The sources policy comes before anything touches the source (or the store): allowed roots,
     # s3:// only on the configured endpoint, http(s) only from allow-listed hosts; remote ones copied here.
     with resolve_source(source, settings) as resolved:
-        return _ingest(resolved.path, resolved.name, title, settings)
+        return _ingest(resolved.path, resolved.name, title, settings, force)
 
 
-def _ingest(src: Path, source_name: str, title: str, settings: Settings) -> IngestRecord:
+def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: bool = False) -> IngestRecord:
     store = current_store()
     info = probe(src, timeout_s=settings.probe_timeout_s, max_pixels=settings.max_source_pixels,
                  max_memory_mb=settings.probe_max_memory_mb)  # child process: bad media cannot crash us
@@ -41,7 +43,7 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings) -> Inge
         store.put_file(original_key, src)  # write-once copy of the untouched source
     prefix = f"work/{title}/{sha}"
     record_key = f"{prefix}/ingest.json"
-    if store.exists(record_key):
+    if not force and store.exists(record_key):
         return IngestRecord.model_validate_json(store.get_bytes(record_key))
 
     v = info.video

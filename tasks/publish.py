@@ -28,9 +28,12 @@ MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov"
 
 def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
                     grades: list[dict[str, Any]] | None = None) -> str:
-    """Deterministic version id: same source, stages, masters, grade LUTs and review decision -> same version."""
+    """Deterministic version id: same source, stages, masters, grade LUTs and per-shot parameter overrides
+    -> same version. Who approved does not change the pictures, so it does not change the version."""
     ident: dict[str, Any] = {"source": record.source_sha256, "chain": recipe.chain(),
-                             "masters": recipe.masters, "review": review.get("redo", [])}
+                             "masters": recipe.masters, "review": []}  # "review": [] keeps 0.3 version ids
+    if review.get("overrides"):  # {shot: ["stage.param=value", ...]} from reruns and review decisions
+        ident["overrides"] = review["overrides"]
     if grades:  # a re-graded reference frame makes a new version even with the same recipe text
         ident["grades"] = [[g["label"], g["digest"]] for g in grades]
     return "v-" + short_hash(ident, 12)
@@ -95,6 +98,7 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
         shots=[ShotRecord(shot=int(row.shot), start_frame=int(row.start_frame), end_frame=int(row.end_frame),
                           start_timecode=str(row.start_timecode), kind=str(getattr(row, "kind", "shot")),
                           segments=[s.key for s in by_shot[int(row.shot)]],
+                          overrides=review.get("overrides", {}).get(str(int(row.shot)), []),
                           stage_reports=[rep for s in by_shot[int(row.shot)] for rep in s.reports])
                for row in shots.itertuples(index=False)],
         qc=qc_doc["summary"], review=review, outputs=outputs,

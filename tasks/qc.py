@@ -145,7 +145,7 @@ def _mean(values: list[float], digits: int) -> float | None:
 @task(name="qc-shot", retries=2, retry_condition_fn=retry_transient, cache_policy=NO_CACHE,
       task_run_name="qc-shot{shot}")
 def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: int,
-            segments: list[SegmentRecord]) -> dict[str, Any]:
+            segments: list[SegmentRecord], force: bool = False) -> dict[str, Any]:
     """Metrics of one shot's restored frames against its source frames, streamed (never the whole shot
     in memory), with a before/after picture and a contact sheet; the verdict uses the recipe's thresholds.
 
@@ -157,7 +157,7 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
     # the segments' keys carry every stage's version, parameters and bound data (grade LUTs)
     tag = short_hash(sorted(seg.key for seg in segments), 12)
     key = f"{prefix}/shot{shot:04d}-{tag}.json"
-    if store.exists(key):
+    if not force and store.exists(key):
         metrics = json.loads(store.get_bytes(key))
     else:
         metrics = _measure_shot(store, record, prefix, tag, shot, start, end, segments)

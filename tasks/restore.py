@@ -41,11 +41,12 @@ def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe,
 @task(name="restore-piece", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE, task_run_name="restore-shot{piece.shot}-part{piece.part}")
 def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
-                  bound: list[dict[str, Any]] | None = None) -> SegmentRecord:
+                  bound: list[dict[str, Any]] | None = None, force: bool = False) -> SegmentRecord:
+    """The piece's restored segment: made now, or (unless `force`) an identical one made earlier."""
     store = current_store()
     key = segment_key(record, piece, recipe, bound)
     record_key = key.removesuffix(".mkv") + ".json"
-    if store.exists(record_key):  # written after the segment: its presence means the segment is complete
+    if not force and store.exists(record_key):  # written after the segment: its presence means the segment is complete
         return store_record(store, record_key).model_copy(update={"reused": True})
 
     with tempfile.TemporaryDirectory(prefix="reel-restore-") as tmp:
