@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test test-all lint bench bench-defects bench-shots bench-colour clean
+.PHONY: setup demo test test-all test-ui lint bench bench-defects bench-shots bench-colour clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -21,6 +21,13 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# The review gate in a real Prefect UI: a Prefect server and `reel serve` on loopback, headless chromium.
+test-ui: setup
+	$(PIP) -e ".[test,ui]"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } || \
+		{ echo "install Debian's chromium first: sudo apt-get install chromium"; exit 1; }
+	$(PY) -m pytest -q -m ui
 
 lint: setup
 	$(VENV)/bin/ruff check models catalog infra tasks flows tests benchmarks

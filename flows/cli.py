@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from flows.catalogue_cli import add_catalogue_parser
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -343,7 +345,8 @@ def _progress(items: Any, total: int, label: str) -> Any:
 
 
 # --- restore / demo ----------------------------------------------------------------------------
-def restore_to_dir(source: Path | str, title: str | None, recipe: str, out_dir: Path) -> dict[str, Any]:
+def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: Path,
+                   **params: Any) -> dict[str, Any]:
     """Run restore-title and copy the published version into out_dir; return paths and the manifest."""
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
@@ -354,7 +357,7 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: str, out_dir: 
     name = Path(source.split("?")[0].rstrip("/")).stem if remote else Path(source).stem
     title = validate_title_id(title) if title is not None else slugify(name)
     rec = resolve_recipe(recipe)  # fail on a bad recipe before starting anything
-    summary = run_restore(source if remote else str(Path(source).resolve()), title, rec)
+    summary = run_restore(source if remote else str(Path(source).resolve()), title, rec, **params)
     manifest = summary["manifest"]
     store = current_store()
     prefix = f"published/{title}/{manifest['version']}"
@@ -401,6 +404,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     r = restore_to_dir(film, "demo", args.recipe, base / "published")
     _print_published(r)
     print(f"demo finished in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+# --- rerun / serve ------------------------------------------------------------------------------
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from flows.rerun import parse_shots, rerun_parameters, rerun_target, start_deployment_run
+    from infra.settings import load_settings
+
+    settings = load_settings()
+    shots = parse_shots(args.shots)
+    source, recipe, origin = rerun_target(args.title, settings) if not (args.source and args.recipe) else (
+        args.source, args.recipe, "command line")
+    source, recipe = args.source or source, args.recipe or recipe
+    params = rerun_parameters(args.title, source, recipe, shots, args.set, args.from_step)
+    if args.deployment:
+        print(f"started flow run {start_deployment_run(params)} (source and recipe from {origin})")
+        return 0
+    print(f"rerun {args.title}: source and recipe from {origin}")
+    r = restore_to_dir(source, args.title, recipe, Path(args.out or "reel-out"),
+                       redo_shots=shots, overrides=args.set, from_step=args.from_step)
+    _print_published(r)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.serve import run_serve
+
+    run_serve(args.host, args.port, sweep_schedule=not args.no_schedule)
     return 0
 
 
@@ -511,6 +542,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="320x240")
     p.add_argument("--recipe", default="default")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rerun", help="restore a title again: named shots, changed stage parameters, or from a step")
+    p.add_argument("title")
+    p.add_argument("--shots", help="shots to restore again, e.g. 3,7 (the others reuse their pieces)")
+    p.add_argument("--set", action="append", default=[], metavar="STAGE.PARAM=VALUE",
+                   help="stage parameter for those shots (every shot when --shots is not given); repeatable")
+    p.add_argument("--from", dest="from_step", choices=["ingest", "shots", "restore", "qc"],
+                   help="recompute this step and the later ones, ignoring stored results")
+    p.add_argument("--source", help="source (default: the catalogue entry, else the stored original)")
+    p.add_argument("--recipe", help="recipe (default: the catalogue entry, else the published one)")
+    p.add_argument("--out", help="copy the published version here (default ./reel-out)")
+    p.add_argument("--deployment", action="store_true",
+                   help="start it as a run of the served restore-title/reel deployment (needs `reel serve` "
+                        "and PREFECT_API_URL) instead of here")
+    p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("serve", help="serve the restore-title and catalogue-sweep deployments for the Prefect UI")
+    p.add_argument("--host", default="127.0.0.1", help="address of the QC picture page (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8470, help="port of the QC picture page (0: any free port)")
+    p.add_argument("--no-schedule", action="store_true", help="serve the sweep without its cron schedule")
+    p.set_defaults(func=cmd_serve)
+
+    add_catalogue_parser(sub)
 
     p = sub.add_parser("verify", help="fixity audit: re-hash a published title (or a copied version folder) "
                                       "against its manifest")

@@ -25,7 +25,7 @@ from infra.cluster import make_task_runner
 from infra.prefect_api import shared_prefect_api
 from infra.settings import Settings, load_settings
 from infra.sources import check_source
-from tasks.colour import analyse_shot, learn_grades, shot_bindings
+from tasks.colour import analyse_shot, learn_grades, shot_bindings, shot_grade_lut
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
 from tasks.qc import qc_report, qc_shot
@@ -38,7 +38,10 @@ AUTO_REVIEW = {"decision": "auto-approved", "by": "qc-thresholds"}
 Overrides = dict[int, dict[str, dict[str, Any]]]  # {shot: {stage: {param: value}}}
 
 
-@flow(name="restore-title", flow_run_name="restore-{title}", log_prints=True)
+# Served runs (`reel serve`) load this module in a fresh process: the decorator's runner is the
+# settings' Dask one there too. `run_restore` builds its own from the settings at call time.
+@flow(name="restore-title", flow_run_name="restore-{title}", log_prints=True,
+      task_runner=make_task_runner(Settings()))
 def restore_title(source: str, title: str, recipe: str | Recipe = "default", review_gate: bool = False,
                   redo_shots: list[int] | None = None, overrides: list[str] | None = None,
                   from_step: str | None = None) -> dict[str, Any]:
@@ -81,7 +84,7 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
     rounds: list[dict[str, Any]] = []
     while review_gate and needs_review(rec, report):
         decision, asked, at = ask_for_review(title, rec, report, len(rounds) + 1, shot_ids, settings.review_timeout_s,
-                                             settings.review_poll_s)
+                                             settings.review_poll_s, rounds)
         rounds.append({"round": len(rounds) + 1, "at": at, "by": decision.reviewer, "decision": decision.decision,
                        "redo_shots": decision.redo_shots, "overrides": decision.overrides, "note": decision.note,
                        "shots_below_threshold": report["summary"]["review"]})
@@ -135,7 +138,7 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
                    for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
         restored.update({f: shot for f in futures})
         checks[shot] = (futures, qc_shot.submit(record, rec, shot, int(row.start_frame), int(row.end_frame),
-                                                futures, force=force_qc))
+                                                futures, force=force_qc, grade_lut=shot_grade_lut(rec, bound[shot])))
     track_progress(record.title, list(restored))
     return {shot: ([f.result() for f in futures], qc.result()) for shot, (futures, qc) in checks.items()}
 

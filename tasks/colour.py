@@ -125,3 +125,11 @@ def shot_bindings(recipe: Recipe, shots: pd.DataFrame, analyses: list[dict[int, 
                 bound[shot][i] = ({"lut": by_label[label]["lut"], "label": label} if label is not None
                                   else {"lut": None, "label": "ungraded"})
     return bound
+
+
+def shot_grade_lut(recipe: Recipe, bound: list[dict[str, Any]] | None) -> np.ndarray | None:
+    """The grade LUT bound to a shot (None: the recipe has no grade, or the shot is ungraded)."""
+    names = [spec.name for spec in recipe.stages]
+    if not bound or "grade" not in names:
+        return None
+    return bound[names.index("grade")].get("lut")

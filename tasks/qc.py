@@ -21,9 +21,11 @@ from catalog.recipe import QCThresholds, Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.media import iter_frames
 from infra.mezzanine import MezzanineReader
+from infra.pictures import picture_url
+from infra.settings import load_settings
 from models.clip import luma
 from models.duplicates import DuplicateDetector
-from models.grade import delta_e00
+from models.grade import apply_lut, delta_e00
 from models.metrics import (
     colour_jitter,
     flicker_from_means,
@@ -35,7 +37,7 @@ from models.metrics import (
 )
 from tasks.common import current_store, retry_transient, short_hash
 
-QC_VERSION = "4"
+QC_VERSION = "5"
 SSIM_SAMPLES = 12  # frames per shot measured with SSIM, sharpness, noise, colour change (cost bound);
 #                    PSNR and flicker use every frame
 WARP_PAIRS = 8  # consecutive frame pairs per shot measured for the warping error (two DIS flows each) ...
@@ -50,7 +52,8 @@ THRESHOLD_CHECKS = (
     ("min_ssim", "ssim_luma", "<"),
     ("max_warping_error", "warping_error_restored", ">"),
     ("max_warping_error_ratio", "warping_error_ratio", ">"),
-    ("max_colour_shift_de00", "colour_change_de00", ">"),
+    # vs the learned grade where the shot has one (the grade is the intended look), else vs the source
+    ("max_colour_shift_de00", ("colour_vs_grade_de00", "colour_change_de00"), ">"),
     ("max_flicker_restored", "flicker_restored", ">"),
 )
 
@@ -110,8 +113,10 @@ def contact_sheet(frames: list[int], before: list[np.ndarray], after: list[np.nd
 def qc_verdict(metrics: dict[str, Any], thresholds: QCThresholds) -> tuple[str, list[str]]:
     """("pass" | "review", reasons): each reason names the failed threshold with both values."""
     reasons = []
-    for name, metric, op in THRESHOLD_CHECKS:
-        limit, value = getattr(thresholds, name), metrics.get(metric)
+    for name, candidates, op in THRESHOLD_CHECKS:
+        metric = next((m for m in ((candidates,) if isinstance(candidates, str) else candidates)
+                       if metrics.get(m) is not None), None)
+        limit, value = getattr(thresholds, name), metrics.get(metric) if metric else None
         if limit is None or value is None:
             continue
         if (value < limit) if op == "<" else (value > limit):
@@ -145,7 +150,7 @@ def _mean(values: list[float], digits: int) -> float | None:
 @task(name="qc-shot", retries=2, retry_condition_fn=retry_transient, cache_policy=NO_CACHE,
       task_run_name="qc-shot{shot}")
 def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: int,
-            segments: list[SegmentRecord], force: bool = False) -> dict[str, Any]:
+            segments: list[SegmentRecord], force: bool = False, grade_lut: np.ndarray | None = None) -> dict[str, Any]:
     """Metrics of one shot's restored frames against its source frames, streamed (never the whole shot
     in memory), with a before/after picture and a contact sheet; the verdict uses the recipe's thresholds.
 
@@ -160,14 +165,14 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
     if not force and store.exists(key):
         metrics = json.loads(store.get_bytes(key))
     else:
-        metrics = _measure_shot(store, record, prefix, tag, shot, start, end, segments)
+        metrics = _measure_shot(store, record, prefix, tag, shot, start, end, segments, grade_lut)
         store.put_bytes(key, json.dumps(metrics).encode(), content_type="application/json")
     metrics["verdict"], metrics["reasons"] = qc_verdict(metrics, recipe.qc)
     return metrics
 
 
 def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot: int, start: int, end: int,
-                  segments: list[SegmentRecord]) -> dict[str, Any]:
+                  segments: list[SegmentRecord], grade_lut: np.ndarray | None = None) -> dict[str, Any]:
     n = end - start
     scale = np.float32(255.0 if record.bit_depth == 8 else 65535.0)
     step = max(1, n // SSIM_SAMPLES)
@@ -175,6 +180,7 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
     warp_ends = _evenly(1, n - 1, WARP_PAIRS)  # pairs (t - 1, t)
     sheet_at = _evenly(0, n - 1, SHEET_FRAMES)
     means_src, means_res, psnrs, ssims, sharp_src, sharp_res = [], [], [], [], [], []
+    vs_grade: list[float] = []
     rgb_src, rgb_res, colour_change, noise_src, noise_res, warp_src, warp_res = [], [], [], [], [], [], []
     sheet_frames, sheet_src, sheet_res = [], [], []
     prev: tuple[np.ndarray, np.ndarray] | None = None
@@ -212,6 +218,8 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
                 noise_res.append(noise_sigma(r))
                 k = max(1, max(s.shape[:2]) // 160)
                 colour_change.append(float(delta_e00(r[::k, ::k], s[::k, ::k]).mean()))
+                if grade_lut is not None:  # how far the restored colour is from the source under the grade
+                    vs_grade.append(float(delta_e00(r[::k, ::k], apply_lut(grade_lut, s[::k, ::k])).mean()))
             if i in warp_ends or i + 1 in warp_ends:
                 cur = (_shrink(s, ww, wh), _shrink(r, ww, wh))
                 if i in warp_ends and prev is not None:  # each on its own flow: the restored motion is
@@ -250,6 +258,7 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
         "colour_jitter_source": round(colour_jitter(np.array(rgb_src)), 4),
         "colour_jitter_restored": round(colour_jitter(np.array(rgb_res)), 4),
         "colour_change_de00": round(float(np.mean(colour_change)), 3),
+        "colour_vs_grade_de00": round(float(np.mean(vs_grade)), 3) if vs_grade else None,
         "dust_pixels_filled": int(sum(dust)),
         "dust_frames": int(sum(c > 0 for c in dust)),
         "scratch_pixels_filled": int(sum(scratch)),
@@ -273,6 +282,7 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
 
 TABLE_COLUMNS = ["shot", "start_frame", "end_frame", "verdict", "ssim_luma", "psnr_vs_source_db", "flicker_source",
                  "flicker_restored", "warping_error_source", "warping_error_restored", "colour_change_de00",
+                 "colour_vs_grade_de00",
                  "sharpness_source", "sharpness_restored", "noise_sigma_source", "noise_sigma_restored",
                  "dust_pixels_filled", "scratch_pixels_filled", "weave_corrected_px_mean"]
 
@@ -317,6 +327,11 @@ def qc_report(record: IngestRecord, recipe: Recipe, shots: list[dict[str, Any]])
                           table=[{**{c: r.get(c) for c in TABLE_COLUMNS}, "reasons": "; ".join(r["reasons"])}
                                  for r in shots],
                           description=f"QC per shot of {record.title} ({recipe.name})")
+    public = load_settings().public_url  # `reel serve`'s picture page; else file:// or presigned S3 links
+
+    def link(key: str) -> str:
+        return picture_url(public, key) if public else store.link(key)
+
     worst = worst_first(shots)[:max(5, min(len(review), 20))]
     lines = [f"# QC: {record.title} ({recipe.name})", "",
              f"{len(shots)} shots; needing review: {review or 'none'}", "",
@@ -325,9 +340,9 @@ def qc_report(record: IngestRecord, recipe: Recipe, shots: list[dict[str, Any]])
              "|---|---|---|---|---|---|---|---|---|"]
     for r in worst:
         verdict = r["verdict"] + (f" ({'; '.join(r['reasons'])})" if r["reasons"] else "")
-        pictures = f"[before/after]({store.link(r['image_key'])})"
+        pictures = f"[before/after]({link(r['image_key'])})"
         if r.get("contact_sheet_key"):
-            pictures += f" [contact sheet]({store.link(r['contact_sheet_key'])})"
+            pictures += f" [contact sheet]({link(r['contact_sheet_key'])})"
         lines.append(f"| {r['shot']} | {r['start_frame']}-{r['end_frame'] - 1} | {r['ssim_luma']:.3f} | "
                      f"{r['flicker_source']:.4f} → {r['flicker_restored']:.4f} | "
                      f"{_num(r.get('warping_error_source'), 4)} → {_num(r.get('warping_error_restored'), 4)} | "

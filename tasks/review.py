@@ -27,7 +27,7 @@ class ReviewForm(RunInput):
         description="approve: publish the shots as restored. redo: restore the shots named below again.")
     redo_shots: list[int] = Field(default_factory=list, description="Shot numbers to restore again (redo only).")
     overrides: list[str] = Field(default_factory=list,
-                                 description="Stage parameters for those shots, one per line: stage.param=value "
+                                 description="Stage parameters for those shots, one item each: stage.param=value "
                                              "(e.g. dust.threshold=5). Empty: same parameters.")
     note: str = Field("", description="Why: kept in the manifest.")
 
@@ -36,12 +36,17 @@ class ReviewTimeout(RuntimeError):
     """Nobody answered the review form in time: the run fails, nothing is published."""
 
 
-def describe(title: str, recipe: Recipe, report: dict[str, Any], round_no: int, refused: str | None) -> str:
+def describe(title: str, recipe: Recipe, report: dict[str, Any], round_no: int, refused: str | None,
+             history: list[dict[str, Any]] | None = None) -> str:
     """The markdown above the form: what needs a decision, and how to ask for changes."""
     summary = report["summary"]
     lines = [f"## Review {title} (round {round_no})", ""]
     if refused:
         lines += [f"**Your last answer was not used:** {refused}", ""]
+    for r in history or []:
+        what = (f"redo shots {r['redo_shots']}" + (f" with {', '.join(r['overrides'])}" if r["overrides"] else "")
+                if r["decision"] == "redo" else r["decision"])
+        lines += [f"Round {r['round']}: {r['by']} asked to {what} ({r['at']}).", ""]
     lines += [f"{summary['passed']} of {summary['shots']} shots pass QC; needing review: "
               f"{summary['review'] or 'none'} (recipe review policy: {recipe.review}).", "",
               f"QC artifacts: `qc-{title}` (one row per shot), `qc-summary-{title}` (worst first, with pictures).",
@@ -55,12 +60,13 @@ def describe(title: str, recipe: Recipe, report: dict[str, Any], round_no: int, 
 
 
 def ask_for_review(title: str, recipe: Recipe, report: dict[str, Any], round_no: int, shots: list[int],
-                   timeout_s: int, poll_s: int = 5) -> tuple[ReviewDecision, Any, str]:
+                   timeout_s: int, poll_s: int = 5,
+                   history: list[dict[str, Any]] | None = None) -> tuple[ReviewDecision, Any, str]:
     """Pause until a person answers; returns (decision, its plan, when). Refused answers are asked again."""
     refused = None
     state = short_hash([(r["shot"], r["verdict"], r.get("key", r.get("image_key"))) for r in report["shots"]], 10)
     for attempt in range(1, 100):
-        form = ReviewForm.with_initial_data(description=describe(title, recipe, report, round_no, refused))
+        form = ReviewForm.with_initial_data(description=describe(title, recipe, report, round_no, refused, history))
         try:
             answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, poll_interval=poll_s,
                                     key=f"review-{round_no}-{state}-{attempt}")

@@ -116,6 +116,12 @@ grade:
     held = [i for i in range(faded_film["frames"]) if i not in TRAIN]
     assert float(delta_e00(got[held], faded_film["graded"][held]).mean()) < 1.5
 
+    # QC measures colour against the grade too: the grade moved colour far from the source on purpose,
+    # and the restored shots sit on the grade (a grade-only recipe: within rounding of the 16-bit master)
+    qc = json.loads((master.parent / "qc.json").read_text())
+    for shot in qc["shots"]:
+        assert shot["colour_change_de00"] > 3.0 and shot["colour_vs_grade_de00"] < 0.5
+
     again = run_restore(str(faded_film["path"]), "graded-tiny", str(recipe))
     assert again["pieces_restored"] == 0 and again["manifest"]["version"] == m["version"]
 

@@ -81,7 +81,7 @@ def _paused_run(title: str, seen: set, deadline: float):
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"restore-{title}"])))
         for run in runs:
-            if run.state and run.state.is_paused() and run.state.state_details.pause_key not in seen:
+            if run.state and run.state.is_paused() and run.state.id not in seen:
                 return run
         time.sleep(0.5)
     raise AssertionError(f"no paused run of {title}")
@@ -105,11 +105,11 @@ def test_review_gate_redoes_exactly_the_named_shots_and_records_the_decision(tin
     deadline = time.monotonic() + 240
     seen: set = set()
     run = _paused_run("gated", seen, deadline)
-    seen.add(run.state.state_details.pause_key)
+    seen.add(run.state.id)
     # an answer naming a shot the film lacks is refused, and the run asks again
     resume_flow_run(run.id, run_input={"reviewer": "Ana", "decision": "redo", "redo_shots": [7]})
     run = _paused_run("gated", seen, deadline)
-    seen.add(run.state.state_details.pause_key)
+    seen.add(run.state.id)
     resume_flow_run(run.id, run_input={"reviewer": "Ana Restorer", "decision": "redo", "redo_shots": [2],
                                        "overrides": ["denoise.strength=0.5"], "note": "shot 2 too smooth"})
     run = _paused_run("gated", seen, deadline)  # review: always -> asks again after the redo

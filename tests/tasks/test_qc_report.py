@@ -176,3 +176,16 @@ def test_report_html_escapes_every_string_from_the_document():
     assert any(HOSTILE in t for t in parsed.text)  # shown as text, verbatim
     assert all(":" not in ref.split("/")[0] for ref in parsed.refs)  # no scheme: every link a relative file
     assert parsed.tags.count("tr") == 2  # header + one shot
+
+
+def test_colour_threshold_uses_the_grade_when_the_shot_has_one():
+    from catalog.recipe import QCThresholds
+    from tasks.qc import qc_verdict
+
+    limits = QCThresholds(min_ssim=0.0, max_colour_shift_de00=2.0)
+    graded = {"ssim_luma": 0.9, "colour_change_de00": 9.0, "colour_vs_grade_de00": 0.4}
+    assert qc_verdict(graded, limits) == ("pass", [])  # far from the source, on the grade: intended
+    off_grade = {**graded, "colour_vs_grade_de00": 3.5}
+    assert qc_verdict(off_grade, limits) == ("review", ["max_colour_shift_de00: colour_vs_grade_de00 3.5 > 2"])
+    ungraded = {"ssim_luma": 0.9, "colour_change_de00": 9.0, "colour_vs_grade_de00": None}
+    assert qc_verdict(ungraded, limits)[0] == "review"

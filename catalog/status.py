@@ -1,0 +1,176 @@
+"""Where each catalogue title stands, derived from facts gathered elsewhere (pure: no I/O).
+
+`flows.catalogue` gathers a `TitleFacts` per title (the source's checksum now, the recipe's chain
+hash now, the published manifests, the latest `restore-<title>` Prefect run); `derive_state` turns
+them into one state and a reason a person can read; `pick_titles` chooses what a sweep starts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from catalog.titles import Title
+
+State = Literal["published", "stale", "pending", "running", "needs-review", "failed", "error"]
+STATES: tuple[State, ...] = ("published", "stale", "pending", "running", "needs-review", "failed", "error")
+WORK_STATES: frozenset[str] = frozenset({"pending", "stale", "failed"})
+
+# Prefect state types (StateType names). CANCELLING counts as active: the run has not stopped yet.
+IN_FLIGHT_RUN_STATES = frozenset({"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"})
+PAUSED_RUN_STATES = frozenset({"PAUSED"})
+ACTIVE_RUN_STATES = IN_FLIGHT_RUN_STATES | PAUSED_RUN_STATES  # what holds one of the sweep's slots
+FAILED_RUN_STATES = frozenset({"FAILED", "CRASHED"})
+RUN_STATE_TYPES = ACTIVE_RUN_STATES | FAILED_RUN_STATES | {"COMPLETED", "CANCELLED"}
+
+
+class PublishedVersion(BaseModel):
+    """What one published manifest says it was made from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str
+    source_sha256: str
+    chain_hash: str
+    created_utc: str = Field(description="ISO 8601, as the manifest records it")
+
+
+class RunFacts(BaseModel):
+    """The latest Prefect run of the title's restore (flow run named `restore-<title>`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    state_type: str = Field(description="Prefect StateType name: RUNNING, PAUSED, FAILED, ...")
+    run_id: str
+    start_time: datetime | None = Field(None, description="started (or expected to start), UTC")
+    state_name: str | None = Field(None, description="Prefect state name, e.g. 'Late', 'Suspended'")
+
+    @model_validator(mode="after")
+    def _known_type(self) -> RunFacts:
+        if self.state_type not in RUN_STATE_TYPES:
+            raise ValueError(f"unknown Prefect state type {self.state_type!r}")
+        return self
+
+
+class TitleFacts(BaseModel):
+    """Everything `derive_state` looks at for one title.
+
+    Exactly one of source_sha256 / source_error / source_note says what is known of the source now
+    (a note when it was not hashed, e.g. a remote source that is checked at ingest); exactly one of
+    chain_hash / recipe_error says the same of the recipe.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: str
+    source_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    source_error: str | None = Field(None, description="missing, unreadable or refused by the sources policy")
+    source_note: str | None = Field(None, description="why the source was not hashed (not an error)")
+    chain_hash: str | None = None
+    recipe_error: str | None = None
+    published: list[PublishedVersion] = Field(default_factory=list)
+    published_error: str | None = Field(None, description="the published manifests could not be read")
+    latest_run: RunFacts | None = None
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> TitleFacts:
+        if sum(x is not None for x in (self.source_sha256, self.source_error, self.source_note)) != 1:
+            raise ValueError("give exactly one of source_sha256, source_error, source_note")
+        if (self.chain_hash is None) == (self.recipe_error is None):
+            raise ValueError("give exactly one of chain_hash, recipe_error")
+        return self
+
+
+def current_version(facts: TitleFacts) -> PublishedVersion | None:
+    """The newest published version made from the current source and recipe, if any.
+
+    With the source not hashed (a remote source), the recipe alone decides.
+    """
+    if facts.chain_hash is None:
+        return None
+    matches = [p for p in facts.published if p.chain_hash == facts.chain_hash
+               and (facts.source_sha256 is None or p.source_sha256 == facts.source_sha256)]
+    return max(matches, key=lambda p: p.created_utc, default=None)
+
+
+def latest_published(facts: TitleFacts) -> PublishedVersion | None:
+    return max(facts.published, key=lambda p: p.created_utc, default=None)
+
+
+def derive_state(facts: TitleFacts) -> tuple[State, str]:
+    """(state, reason) of one title. The first rule that applies wins:
+
+    1. running       the latest run is SCHEDULED, PENDING, RUNNING or CANCELLING: something is under way,
+                     whatever else is true (its own outcome will settle the rest);
+    2. needs-review  the latest run is PAUSED: it waits for a person;
+    3. error         the source is missing, unreadable or refused, the recipe is invalid, or the
+                     published manifests cannot be read: a person must fix the catalogue or the store;
+    4. published     a manifest exists for the current source checksum and recipe chain hash (an older
+                     failed or cancelled run does not matter then);
+    5. failed        the latest run FAILED or CRASHED (and rule 4 did not apply);
+    6. stale         something is published, but only for another source or another recipe;
+    7. pending       nothing is published (a COMPLETED or CANCELLED latest run is mentioned in the reason).
+
+    Limitation: the version id also covers the masters list and the digests of learned grades, which
+    are not known before a run; a re-graded still or a changed masters list is not seen as stale.
+    """
+    run = facts.latest_run
+    if run is not None and run.state_type in IN_FLIGHT_RUN_STATES:
+        return "running", f"restore run {_run_shown(run)}"
+    if run is not None and run.state_type in PAUSED_RUN_STATES:
+        return "needs-review", f"restore run {_run_shown(run)} waits for a review"
+    problem = _problem(facts)
+    if problem is not None:
+        return "error", problem
+    current = current_version(facts)
+    if current is not None:
+        unchecked = "; remote source not re-hashed" if facts.source_sha256 is None else ""
+        return "published", f"{current.version} matches the current source and recipe{unchecked}"
+    if run is not None and run.state_type in FAILED_RUN_STATES:
+        return "failed", f"restore run {_run_shown(run)}"
+    latest = latest_published(facts)
+    if latest is not None:
+        return "stale", f"{latest.version} was made from {_what_changed(facts, latest)}"
+    after = f"; last run {_run_shown(run)}" if run is not None else ""
+    return "pending", f"nothing published{after}"
+
+
+def needs_work(state: str) -> bool:
+    """True when a sweep should start a restore: pending, stale, and failed.
+
+    A failed title is retried on every sweep (a transient failure heals; a lasting one fails again
+    and stays visible as failed); remove it from the catalogue or fix the cause to stop that.
+    """
+    return state in WORK_STATES
+
+
+def pick_titles(states: list[tuple[Title, str]], active: int, max_concurrent: int) -> tuple[list[Title], list[Title]]:
+    """(to start, to skip) among the titles that need work: priority high first, then id;
+    at most `max_concurrent - active` are started (none when that is <= 0)."""
+    todo = sorted((t for t, state in states if needs_work(state)), key=lambda t: (-t.priority, t.id))
+    slots = max(0, max_concurrent - active)
+    return todo[:slots], todo[slots:]
+
+
+def _problem(facts: TitleFacts) -> str | None:
+    for what, error in (("source", facts.source_error), ("recipe", facts.recipe_error),
+                        ("published", facts.published_error)):
+        if error is not None:  # "source: ..." unless the message already begins with the word
+            return error if error.lower().startswith(what) else f"{what}: {error}"
+    return None
+
+
+def _what_changed(facts: TitleFacts, version: PublishedVersion) -> str:
+    source = facts.source_sha256 is not None and version.source_sha256 != facts.source_sha256
+    recipe = version.chain_hash != facts.chain_hash
+    if source and recipe:
+        return "another source and another recipe"
+    if source:
+        return f"another source (sha256 {version.source_sha256[:12]}, now {facts.source_sha256[:12]})"
+    return f"another recipe (chain {version.chain_hash}, now {facts.chain_hash})"
+
+
+def _run_shown(run: RunFacts) -> str:
+    name = run.state_name if run.state_name and run.state_name.upper() != run.state_type else None
+    state = f"{run.state_type} ({name})" if name else run.state_type
+    since = f" since {run.start_time.isoformat(timespec='seconds')}" if run.start_time else ""
+    return f"{run.run_id[:8]} {state}{since}"

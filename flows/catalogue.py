@@ -1,0 +1,252 @@
+"""The catalogue: where every title stands, and the sweep that starts the restores that are due.
+
+    gather_facts(settings)      catalogue file + source checksums + published manifests + Prefect runs
+    catalogue_status(settings)  one row per title: state, reason, version, latest run (a DataFrame)
+    catalogue_sweep()           Prefect flow "catalogue-sweep": status -> artifact -> start what is due
+
+The states and their precedence are `catalog.status.derive_state`'s; which titles a sweep starts is
+`catalog.status.pick_titles`'s. A title's restore runs are found by their flow-run name
+`restore-<title>` (flow "restore-title"); the sweep names the runs it starts that way.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterName,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
+
+from catalog.status import (
+    ACTIVE_RUN_STATES,
+    PublishedVersion,
+    RunFacts,
+    TitleFacts,
+    current_version,
+    derive_state,
+    latest_published,
+    pick_titles,
+)
+from catalog.titles import Title
+from flows.recipes import resolve_recipe
+from infra.catalogue_io import SourceChecksums, read_catalogue
+from infra.settings import Settings, load_settings
+from infra.sources import SourceError, check_source
+from infra.storage import StorageError, Store, open_store
+
+RESTORE_FLOW = "restore-title"
+RESTORE_DEPLOYMENT = "restore-title/reel"
+SWEEP_TAG = "catalogue-sweep"
+STATUS_ARTIFACT_KEY = "catalogue-status"
+REMOTE_SOURCE_NOTE = "remote source: checked at ingest"
+STATUS_COLUMNS = ["id", "name", "year", "priority", "recipe", "state", "reason", "version", "published_utc",
+                  "run_state", "run_id", "run_start"]
+
+Starter = Callable[[Title], str]  # starts a restore of the title; returns the flow run id
+
+
+def restore_run_name(title_id: str) -> str:
+    return f"restore-{title_id}"
+
+
+# --------------------------------------------------------------------------- status
+
+
+def gather_facts(settings: Settings) -> list[tuple[Title, TitleFacts]]:
+    """Every catalogue title with what is known about it now, in catalogue order."""
+    titles = read_catalogue(settings.catalogue)
+    store = open_store(settings.store_config())
+    checksums = SourceChecksums(store)
+    recipe_of = functools.cache(recipe_facts)  # many titles share a recipe
+    runs = latest_runs([t.id for t in titles])
+    return [(t, TitleFacts(title=t.id, **source_facts(t.source, settings, checksums), **recipe_of(t.recipe),
+                           **published_facts(store, t.id), latest_run=runs.get(t.id)))
+            for t in titles]
+
+
+def catalogue_status(settings: Settings) -> pd.DataFrame:
+    """One row per title (catalogue order); columns as `status_rows`."""
+    return pd.DataFrame(status_rows(gather_facts(settings)), columns=STATUS_COLUMNS)
+
+
+def status_rows(facts: list[tuple[Title, TitleFacts]]) -> list[dict[str, Any]]:
+    """JSON-ready records: version is the current published version (else the newest one), run_* the
+    latest restore run."""
+    return [_status_row(t, f) for t, f in facts]
+
+
+def _status_row(title: Title, facts: TitleFacts) -> dict[str, Any]:
+    state, reason = derive_state(facts)
+    shown = current_version(facts) or latest_published(facts)
+    run = facts.latest_run
+    return {"id": title.id, "name": title.name, "year": title.year, "priority": title.priority,
+            "recipe": title.recipe, "state": state, "reason": reason,
+            "version": shown.version if shown else None, "published_utc": shown.created_utc if shown else None,
+            "run_state": run.state_type if run else None, "run_id": run.run_id if run else None,
+            "run_start": run.start_time.isoformat(timespec="seconds") if run and run.start_time else None}
+
+
+def source_facts(source: str, settings: Settings, checksums: SourceChecksums) -> dict[str, str]:
+    """{"source_sha256"} for a readable local file, {"source_error"} when missing, unreadable or refused
+    by the sources policy, {"source_note"} for a remote source (not fetched here)."""
+    try:
+        spec = check_source(source, settings)
+    except SourceError as e:
+        return {"source_error": str(e)}
+    if spec.kind != "local" or spec.path is None:
+        return {"source_note": REMOTE_SOURCE_NOTE}
+    try:
+        return {"source_sha256": checksums.sha256(spec.path)}
+    except StorageError:
+        raise  # the checksum cache's store: not the source's fault
+    except OSError as e:
+        return {"source_error": f"source {spec.shown}: cannot read it ({e.strerror or type(e).__name__})"}
+
+
+def recipe_facts(recipe: str) -> dict[str, str]:
+    """{"chain_hash"} of a valid recipe, else {"recipe_error"}."""
+    try:
+        return {"chain_hash": resolve_recipe(recipe).chain_hash()}
+    except (ValueError, OSError) as e:
+        return {"recipe_error": " ".join(str(e).split()) or type(e).__name__}
+
+
+def published_facts(store: Store, title_id: str) -> dict[str, Any]:
+    """{"published": [PublishedVersion, ...]} from `published/<title>/<version>/manifest.json`, or
+    {"published_error"} when a manifest cannot be read (an outage, StoreUnreachable, is raised)."""
+    keys = [k for k in store.list(f"published/{title_id}/") if k.count("/") == 3 and k.endswith("/manifest.json")]
+    try:
+        return {"published": [_published_version(json.loads(store.get_bytes(k))) for k in keys]}
+    except StorageError as e:
+        if e.transient:
+            raise
+        return {"published_error": str(e)}
+    except (ValueError, KeyError, TypeError) as e:
+        return {"published_error": f"a manifest under published/{title_id}/ is malformed ({type(e).__name__})"}
+
+
+def _published_version(manifest: dict[str, Any]) -> PublishedVersion:
+    return PublishedVersion(version=manifest["version"], source_sha256=manifest["source"]["sha256"],
+                            chain_hash=manifest["recipe"]["chain_hash"], created_utc=manifest["created_utc"])
+
+
+def latest_runs(title_ids: list[str]) -> dict[str, RunFacts]:
+    """The newest (by expected start) restore-title run named `restore-<title>` of each title that has one."""
+    found = {}
+    with get_client(sync_client=True) as client:
+        for tid in title_ids:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[RESTORE_FLOW])),
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[restore_run_name(tid)])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
+            if runs:
+                found[tid] = _run_facts(runs[0])
+    return found
+
+
+def _run_facts(run: FlowRun) -> RunFacts:
+    state_type = run.state_type.value if run.state_type else "PENDING"
+    return RunFacts(state_type=state_type, run_id=str(run.id), start_time=run.start_time or run.expected_start_time,
+                    state_name=run.state_name)
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+@flow(name="catalogue-sweep", log_prints=True)
+def catalogue_sweep(catalogue: str | None = None, max_concurrent: int | None = None,
+                    deployment: str = RESTORE_DEPLOYMENT, dry_run: bool = False) -> dict[str, Any]:
+    """Start restores of the titles that need work (pending, stale, failed), highest priority first,
+    keeping at most `max_concurrent` (default REEL_SWEEP_MAX_CONCURRENT) restore-title runs active.
+
+    Publishes the status table as the "catalogue-status" artifact. Returns
+    {"started": [...], "skipped": [...], "active": n, "max_concurrent": m}.
+    """
+    settings = load_settings()
+    if catalogue is not None:
+        settings = settings.model_copy(update={"catalogue": catalogue})
+    starter = None if dry_run else functools.partial(start_restore, deployment=deployment)
+    result = run_sweep(settings, starter, max_concurrent=max_concurrent)
+    create_table_artifact(result.pop("status"), key=STATUS_ARTIFACT_KEY,
+                          description=f"catalogue {settings.catalogue}: state of every title")
+    for s in result["started"]:
+        run = "(dry run: not started)" if dry_run else f"as run {s['run_id']}"
+        print(f"start {s['title']} ({s['state']}: {s['reason']}) {run}")
+    print(f"{len(result['started'])} {'to start' if dry_run else 'started'}, {len(result['skipped'])} waiting for a slot, "
+          f"{result['active']} were active (at most {result['max_concurrent']})")
+    return result
+
+
+def run_sweep(settings: Settings, starter: Starter | None, *, active: int | None = None,
+              max_concurrent: int | None = None) -> dict[str, Any]:
+    """The sweep without the flow around it: status, free slots, start the due titles with `starter`
+    (None: start nothing, a dry run). Also returns the status rows under "status"."""
+    facts = gather_facts(settings)
+    rows = status_rows(facts)
+    state_of = {r["id"]: r for r in rows}
+    active = count_active_restores() if active is None else active
+    limit = max_concurrent or settings.sweep_max_concurrent
+    start, skip = pick_titles([(t, state_of[t.id]["state"]) for t, _ in facts], active, limit)
+    started = [_entry(t, state_of, run_id=starter(t) if starter else None) for t in start]
+    skipped = [_entry(t, state_of, waiting=f"no free slot ({active} of {limit} restore runs active)")
+               for t in skip]
+    return {"started": started, "skipped": skipped, "active": active, "max_concurrent": limit, "status": rows}
+
+
+def _entry(title: Title, state_of: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    row = state_of[title.id]
+    return {"title": title.id, "priority": title.priority, "state": row["state"], "reason": row["reason"], **extra}
+
+
+def count_active_restores() -> int:
+    """restore-title runs holding a slot: scheduled, pending, running, cancelling or paused for review."""
+    with get_client(sync_client=True) as client:
+        return client.count_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[RESTORE_FLOW])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType(s) for s in sorted(ACTIVE_RUN_STATES)]))))
+
+
+def start_restore(title: Title, deployment: str = RESTORE_DEPLOYMENT) -> str:
+    """Create a restore-title run of the title on the deployment and return at once (its id).
+
+    Not a subflow: a restore may wait days for a review, long after this sweep has finished.
+    """
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(name=deployment, timeout=0, as_subflow=False, tags=[SWEEP_TAG],
+                         flow_run_name=restore_run_name(title.id),
+                         parameters={"source": title.source, "title": title.id, "recipe": title.recipe})
+    return str(run.id)
+
+
+__all__ = [
+    "RESTORE_DEPLOYMENT",
+    "STATUS_COLUMNS",
+    "catalogue_status",
+    "catalogue_sweep",
+    "count_active_restores",
+    "gather_facts",
+    "latest_runs",
+    "published_facts",
+    "recipe_facts",
+    "restore_run_name",
+    "run_sweep",
+    "source_facts",
+    "start_restore",
+    "status_rows",
+]

@@ -1,0 +1,133 @@
+"""Reading the titles catalogue file, and remembering source checksums between status checks.
+
+`read_catalogue` reads a CSV or Parquet file (by suffix), validates it with
+`catalog.titles.parse_titles` and anchors relative paths (sources and recipe files) to the
+catalogue file's folder, so a catalogue means the same thing from any working directory.
+
+`SourceChecksums` gives the sha256 of a local source file without re-reading unchanged files:
+one small JSON object per source under `catalogue/checksums/` in the store, keyed by the file's
+resolved path and trusted while its size and mtime_ns are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from catalog.recipe import BUILTIN_RECIPES
+from catalog.titles import Title, parse_titles
+from infra.storage import StorageError, Store
+
+__all__ = ["CHECKSUMS_PREFIX", "SourceChecksums", "anchor_title", "read_catalogue", "read_table"]
+
+CHECKSUMS_PREFIX = "catalogue/checksums"
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")  # as infra.sources: anything with a scheme is a URL
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CHUNK = 1 << 20
+
+
+def read_catalogue(path: str | os.PathLike[str]) -> list[Title]:
+    """The titles in a catalogue file (.csv or .parquet), validated, relative paths anchored.
+
+    Raises FileNotFoundError for a missing file and ValueError (one line, naming the file) for
+    an unreadable or invalid one.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"catalogue {str(p)!r}: no such file (set REEL_CATALOGUE or pass --catalogue)")
+    table = read_table(p)
+    try:
+        titles = parse_titles(table, first_row=2 if p.suffix.lower() in CSV_SUFFIXES else 1)
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from None
+    base = p.resolve().parent
+    return [anchor_title(t, base) for t in titles]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The raw table. CSV cells are read as text exactly as written (an empty cell is ''; 'NA' stays 'NA');
+    UTF-8 with or without a byte-order mark."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in CSV_SUFFIXES:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if suffix in PARQUET_SUFFIXES:
+            return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty file (a catalogue needs a header row: id,source,...)") from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as e:
+        kind = "CSV" if suffix in CSV_SUFFIXES else "Parquet"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a readable {kind} file: {first}") from None
+    raise ValueError(f"{path}: catalogue must be .csv or .parquet, not {suffix or 'a file without suffix'!r}")
+
+
+def anchor_title(title: Title, base: Path) -> Title:
+    """Make a relative local source and a relative recipe file absolute, taken from `base`.
+    URLs and built-in recipe names are kept as they are. (No file is touched.)"""
+    update = {}
+    if not _SCHEME.match(title.source) and not Path(title.source).is_absolute():
+        update["source"] = str(base / title.source)
+    if title.recipe not in BUILTIN_RECIPES and not Path(title.recipe).is_absolute():
+        update["recipe"] = str(base / title.recipe)
+    return title.model_copy(update=update) if update else title
+
+
+class SourceChecksums:
+    """sha256 of local files, cached in the store while (path, size, mtime_ns) are unchanged.
+
+    `hashed` and `reused` count what this instance did (for logs and tests).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.hashed = 0
+        self.reused = 0
+
+    def sha256(self, path: Path) -> str:
+        """sha256 (hex) of the file at `path` (resolved by the caller). OSError if it cannot be read."""
+        ident = _identity(path)
+        key = f"{CHECKSUMS_PREFIX}/{hashlib.sha256(str(path).encode()).hexdigest()[:32]}.json"
+        cached = self._cached(key)
+        if cached is not None and {k: cached.get(k) for k in ident} == ident \
+                and _SHA256.fullmatch(str(cached.get("sha256", ""))):
+            self.reused += 1
+            return str(cached["sha256"])
+        sha = _hash_file(path)
+        self.hashed += 1
+        if _identity(path) == ident:  # not changed while we read it: worth remembering
+            self.store.put_bytes(key, json.dumps({**ident, "sha256": sha}).encode(), content_type="application/json")
+        return sha
+
+    def _cached(self, key: str) -> dict | None:
+        try:
+            if not self.store.exists(key):
+                return None
+            data = json.loads(self.store.get_bytes(key))
+        except StorageError as e:
+            if e.transient:
+                raise
+            return None  # a damaged cache entry is only a cache miss
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def _identity(path: Path) -> dict[str, object]:
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
