@@ -26,6 +26,7 @@ from infra.prefect_api import shared_prefect_api
 from infra.settings import Settings, load_settings
 from infra.sources import check_source
 from tasks.colour import analyse_shot, learn_grades, shot_bindings, shot_grade_lut
+from tasks.common import check_worker_store, current_store
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
 from tasks.qc import qc_report, qc_shot
@@ -61,6 +62,8 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
     rec = resolve_recipe(recipe)
     plan = RerunPlan.make(redo_shots, overrides, from_step)
     rec.with_overrides(plan.overrides)  # a bad override fails here, before any work
+    if settings.dask_address:  # an external cluster's workers have their own settings
+        check_worker_store(current_store().url)
 
     record = ingest(source, title, force=plan.forces("ingest"))
     grades = learn_grades(rec)

@@ -48,6 +48,9 @@ import numpy as np
 
 from models.clip import ColorInfo
 
+# No random segment UID or encoder version strings in written files: the same frames give the same bytes,
+# so a rerun's master has the same sha256 (crash recovery and concurrent publishes rely on it).
+BITEXACT = {"fflags": "+bitexact"}
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # FFmpeg's names for the colour enums (libavutil/pixfmt.h), by enum value.
@@ -847,7 +850,7 @@ def _new_output(path: str | os.PathLike, container_format: str, what: str
     other exceptions pass through unchanged.
     """
     try:
-        container = av.open(str(path), "w", format=container_format)
+        container = av.open(str(path), "w", format=container_format, options=BITEXACT)
     except (av.FFmpegError, OSError) as exc:
         raise MediaError(f"cannot write {what} {str(path)!r}: {_av_reason(exc)}") from None
     try:
@@ -887,7 +890,7 @@ class FFV1Writer:
         self._pix_fmt = codec.pix_fmt
         self._tags = _ColorTags.for_output(codec.pix_fmt, color)
         try:
-            self._container = av.open(str(path), "w", format=codec.container_format)
+            self._container = av.open(str(path), "w", format=codec.container_format, options=BITEXACT)
         except (av.FFmpegError, OSError) as exc:
             raise MediaError(f"cannot write {str(path)!r}: {_av_reason(exc)}") from None
         self._stream = _add_video_stream(self._container, codec, width, height, fps, self._tags)

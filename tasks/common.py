@@ -44,3 +44,19 @@ def sha256_file(path: Path, block: int = 1 << 20) -> tuple[str, int]:
 def short_hash(obj: Any, length: int = 16) -> str:
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def _store_url() -> str:
+    return current_store().url
+
+
+def check_worker_store(flow_store_url: str) -> None:
+    """With an external Dask cluster, workers read their own settings: refuse to start when a worker
+    would use another store than the flow (its pieces would land where the flow never looks)."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    seen = task(_store_url, name="worker-store", cache_policy=NO_CACHE).submit().result()
+    if seen != flow_store_url:
+        raise ValueError(f"the Dask workers use the store {seen} but this flow uses {flow_store_url}: give them "
+                         "the same REEL_STORE (and S3 settings)")

@@ -3,6 +3,7 @@ copy the QC report, and write the manifest last (a conditional create: once per 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import tempfile
@@ -20,7 +21,7 @@ from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.media import encode_master, iter_frames
-from tasks.common import current_store, retry_transient, short_hash
+from tasks.common import current_store, retry_transient, sha256_file, short_hash
 from tasks.qc import REPORT_HTML, published_qc_paths, render_report_html
 
 MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
@@ -75,7 +76,8 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
         qc_doc, grade_docs = _write_outputs(store, record, recipe, segments, qc, grades or [], prefix,
                                             width, height, outputs, written)
     except BaseException:
-        for key in written:
+        # remove only what this run wrote, and nothing once a manifest exists (a concurrent run published)
+        for key in [] if store.exists(mkey) else written:
             try:
                 store.delete(key)
             except Exception:  # best effort: without the manifest nothing counts as published anyway
@@ -129,8 +131,7 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
                                     codec=codec, audio_source=str(original) if record.audio_streams else None)
             if count != record.frames:
                 raise RuntimeError(f"{name}: wrote {count} frames, expected {record.frames}")
-            written.append(f"{prefix}/{name}")
-            sha = store.put_file(f"{prefix}/{name}", out)
+            sha = _put_output(store, f"{prefix}/{name}", written, path=out)
             outputs.append(OutputRecord(path=name, sha256=sha, size_bytes=out.stat().st_size, kind=kind,
                                         codec=codec))
             out.unlink()
@@ -145,8 +146,7 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
                     continue
                 path = paths[field]
                 data = store.get_bytes(r[key_field])
-                written.append(f"{prefix}/{path}")
-                sha = store.put_bytes(f"{prefix}/{path}", data, content_type="image/png")
+                sha = _put_output(store, f"{prefix}/{path}", written, data=data, content_type="image/png")
                 outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind=kind))
                 pictures[field] = path
             qc_shots.append({**{k: v for k, v in r.items() if k not in ("image_key", "contact_sheet_key")},
@@ -155,20 +155,32 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
         for g in grades or []:
             path = f"grades/{g['label']}.cube"
             data = g["cube"].encode()
-            written.append(f"{prefix}/{path}")
-            sha = store.put_bytes(f"{prefix}/{path}", data, content_type="text/plain")
+            sha = _put_output(store, f"{prefix}/{path}", written, data=data, content_type="text/plain")
             outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind="grade-lut"))
             grade_docs.append({"label": g["label"], "shots": g["shots"], "digest": g["digest"], "path": path,
                                "report": g["report"]})
         qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "report_html": REPORT_HTML,
                   "shots": qc_shots}
         qc_bytes = json.dumps(qc_doc, indent=2).encode()
-        written.append(f"{prefix}/qc.json")
-        sha = store.put_bytes(f"{prefix}/qc.json", qc_bytes, content_type="application/json")
+        sha = _put_output(store, f"{prefix}/qc.json", written, data=qc_bytes, content_type="application/json")
         outputs.append(OutputRecord(path="qc.json", sha256=sha, size_bytes=len(qc_bytes), kind="qc-report"))
         # the page a person opens: self-contained, pictures linked relative to qc/ (works in any copy)
         page = render_report_html(qc_doc).encode()
-        written.append(f"{prefix}/{REPORT_HTML}")
-        sha = store.put_bytes(f"{prefix}/{REPORT_HTML}", page, content_type="text/html; charset=utf-8")
+        sha = _put_output(store, f"{prefix}/{REPORT_HTML}", written, data=page,
+                          content_type="text/html; charset=utf-8")
         outputs.append(OutputRecord(path=REPORT_HTML, sha256=sha, size_bytes=len(page), kind="qc-report-html"))
     return qc_doc, grade_docs
+
+
+def _put_output(store: Any, key: str, written: list[str], *, path: Path | None = None, data: bytes | None = None,
+                content_type: str | None = None) -> str:
+    """Write one output of a version, unless a concurrent publish of the same version already wrote the
+    same bytes (outputs are deterministic, masters bit-exact: then they are left alone, never rewritten
+    under a reader). Different bytes are a leftover of a failed earlier attempt (no manifest lists it)
+    and are replaced."""
+    sha = sha256_file(path)[0] if path is not None else hashlib.sha256(data or b"").hexdigest()
+    if store.exists(key) and store.sha256(key) == sha:
+        return sha
+    written.append(key)  # before the put: a failed put is cleaned up too
+    return store.put_file(key, path, content_type) if path is not None else store.put_bytes(key, data or b"",
+                                                                                          content_type)

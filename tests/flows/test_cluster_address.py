@@ -38,3 +38,21 @@ def test_restore_runs_on_the_cluster_at_reel_dask_address(tiny_film, local_store
     assert json.loads(manifest.read_text())["version"] == version
     assert summary["pieces_restored"] > 0
     assert ran_on == workers, f"tasks ran on {sorted(ran_on)}, workers were {sorted(workers)}"
+
+
+def test_workers_with_another_store_are_refused_before_any_work(tiny_film, local_store_env, tmp_path,
+                                                                 monkeypatch):
+    import pytest
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    elsewhere = tmp_path / "workers-store"
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                     env={"REEL_STORE": str(elsewhere)}) as cluster,
+        Client(cluster, set_as_default=False),
+    ):
+        monkeypatch.setenv("REEL_DASK_ADDRESS", cluster.scheduler_address)
+        with pytest.raises(ValueError, match="Dask workers use the store"):
+            run_restore(str(tiny_film["path"]), "wrong-store", "identity")
+    assert not (local_store_env / "work").exists() and not (elsewhere / "work").exists()

@@ -10,11 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections import Counter
 from fractions import Fraction
@@ -22,81 +17,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_stack import prefect_stack, wait_for
+
 pytestmark = pytest.mark.ui
 
-BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = 3
 TITLE = "ui-film"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(what: str, check, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
+_wait = wait_for
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Prefect server (SQLite) + `reel serve`, both on 127.0.0.1, with their own homes and store."""
     base = tmp_path_factory.mktemp("ui")
-    port, pictures = _free_port(), _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(base / "prefect"), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "true",
-           "PREFECT_RUNNER_POLL_FREQUENCY": "2", "REEL_STORE": str(base / "store"),
-           "REEL_CHUNK_FRAMES": "16", "REEL_PIECE_FRAMES": "8", "REEL_REVIEW_POLL_S": "1",
-           "REEL_DASK_WORKERS": "1", "REEL_CATALOGUE": str(base / "titles.csv")}
-    logs = base / "logs"
-    logs.mkdir()
-    procs = []
-    try:
-        procs.append(subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                       "--port", str(port)], env=env, start_new_session=True,
-                                      stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT))
-        _wait("the Prefect server", lambda: _http_ok(f"{api}/health"), 120)
-        procs.append(subprocess.Popen([str(BIN / "reel"), "serve", "--port", str(pictures), "--no-schedule"],
-                                      env=env, start_new_session=True, cwd=base,
-                                      stdout=open(logs / "serve.log", "w"), stderr=subprocess.STDOUT))
-        os.environ["PREFECT_API_URL"] = api  # this process's client talks to the same server
-        from prefect.client.orchestration import get_client
-
-        def deployed() -> bool:
-            with get_client(sync_client=True) as client:
-                try:
-                    return client.read_deployment_by_name("restore-title/reel") is not None
-                except Exception:
-                    return False
-
-        _wait("reel serve's deployments", deployed, 120)
-        yield {"ui": f"http://127.0.0.1:{port}", "api": api, "env": env, "base": base, "logs": logs,
-               "pictures": f"http://127.0.0.1:{pictures}"}
-    finally:
-        for p in reversed(procs):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=20)
-            except Exception:
-                os.killpg(p.pid, signal.SIGKILL)
-        os.environ.pop("PREFECT_API_URL", None)
+    env = {"REEL_STORE": str(base / "store"), "REEL_CHUNK_FRAMES": "16", "REEL_PIECE_FRAMES": "8",
+           "REEL_REVIEW_POLL_S": "1", "REEL_DASK_WORKERS": "1", "REEL_CATALOGUE": str(base / "titles.csv")}
+    with prefect_stack(base, env, ["--no-schedule"]) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

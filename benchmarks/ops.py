@@ -1,0 +1,420 @@
+"""Operations benchmark: memory against film length, Dask scaling, orchestration overhead.
+
+    .venv/bin/python -m benchmarks.ops [--out bench-out] [--size 320x240] [--shots 8] [--long-factor 4]
+                                       [--frames-per-shot 12] [--reps 3]
+
+Everything runs the real `reel restore` (the venv's CLI, one subprocess per run, `defects` recipe,
+a fresh store per run, default chunk/piece settings, one PREFECT_HOME shared by the runs so its
+database is created once) on synthetic films rendered here. Writes OUT/ops.json and prints a table.
+
+1. memory: peak RSS of the whole process tree of `reel restore` (the CLI, its Dask nanny and worker
+   processes, the ephemeral Prefect server), sampled from /proc/<pid>/status VmRSS every 50 ms: the
+   max over time of the tree's sum, and each process's own max (by role). Film: SHOTS shots vs
+   SHOTS x LONG_FACTOR shots of the same size and shot length. Goal: long / short <= 1.10.
+2. scaling: flow wall time with REEL_DASK_WORKERS=2 vs 1 (1 thread each) on the SHOTS film;
+   REPS repetitions each, interleaved, medians. Goal: speed-up >= 1.5.
+3. overhead: the same work with no Prefect, Dask or store, in a plain loop (its own subprocess,
+   timed inside it after imports): decode the source with PyAV (infra.media.iter_frames), detect
+   cuts (flows.cli.detect_file_cuts), plan pieces as the flow does (catalog.shots.plan_pieces with
+   REEL_PIECE_FRAMES and the recipe's context), run the recipe's stages on each piece with
+   models.chain.run_chain, and encode the recipe's masters (FFV1 16-bit + ProRes, audio copied) with
+   infra.media.encode_master. It does no QC (the flow does: per-shot metrics, PNGs, HTML report), no
+   mezzanine and no store. Compared with the REEL_DASK_WORKERS=1 runs of (2), interleaved:
+   - flow wall: the flow run's own start..end from the Prefect database (API already up; includes
+     the LocalCluster start, ingest, shot detection, restore, QC, publish);
+   - CLI wall: the whole `reel restore` process (adds interpreter start, imports, the ephemeral
+     Prefect server start and stop, copying the version to --out);
+   - overhead = (flow wall - plain) / plain, and the same with the flow's QC task time taken out
+     (qc-shot + qc-report task-run durations, which run serially on the one worker). Goal <= 5 %.
+   Task-run durations per task name come from the same database, so the report says where the
+   flow's time goes.
+Times on a shared 2-core machine are noisy: only ratios of runs made side by side mean anything;
+the load average before and after is recorded. The defaults (320x240, 8 vs 32 shots of 12 frames,
+3 repetitions) take 10-12 minutes on 2 busy cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REEL = Path(sys.executable).with_name("reel")
+RECIPE = "defects"
+
+
+# --------------------------------------------------------------------------- process-tree RSS
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """{pid: (ppid, rss_kib)} of every live process."""
+    table = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            status = (d / "status").read_text()
+        except OSError:
+            continue
+        ppid = rss = 0
+        for line in status.splitlines():
+            if line.startswith("PPid:"):
+                ppid = int(line.split()[1])
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+        table[int(d.name)] = (ppid, rss)
+    return table
+
+
+def _role(pid: int) -> str:
+    try:
+        cmd = (Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    except OSError:
+        return "gone"
+    if "uvicorn" in cmd or "prefect.server" in cmd or "server start" in cmd:
+        return "prefect-server"
+    if "resource_tracker" in cmd or "forkserver" in cmd:
+        return "multiprocessing-helper"
+    if "spawn_main" in cmd or "multiprocessing" in cmd:
+        return "dask-worker"  # spawned by a nanny
+    if "reel" in cmd and "restore" in cmd:
+        return "cli"
+    return "other: " + cmd[:60]
+
+
+class TreeSampler:
+    """Samples VmRSS of `root_pid` and all its descendants every `interval` seconds in a thread."""
+
+    def __init__(self, root_pid: int, interval: float = 0.05) -> None:
+        self.root, self.interval = root_pid, interval
+        self.peak_sum_kib = 0
+        self.per_pid: dict[int, int] = {}
+        self.roles: dict[int, str] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            table = _proc_table()
+            children: dict[int, list[int]] = {}
+            for pid, (ppid, _) in table.items():
+                children.setdefault(ppid, []).append(pid)
+            tree, todo = [], [self.root]
+            while todo:
+                pid = todo.pop()
+                if pid in table:
+                    tree.append(pid)
+                    todo.extend(children.get(pid, []))
+            total = sum(table[p][1] for p in tree)
+            self.peak_sum_kib = max(self.peak_sum_kib, total)
+            for p in tree:
+                if p not in self.roles:
+                    self.roles[p] = _role(p)
+                self.per_pid[p] = max(self.per_pid.get(p, 0), table[p][1])
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def summary(self) -> dict[str, Any]:
+        by_role: dict[str, list[float]] = {}
+        for pid, kib in self.per_pid.items():
+            by_role.setdefault(self.roles.get(pid, "other"), []).append(round(kib / 1024, 1))
+        return {"peak_tree_sum_mib": round(self.peak_sum_kib / 1024, 1),
+                "peak_per_process_mib": {k: sorted(v, reverse=True) for k, v in sorted(by_role.items())},
+                "largest_process_mib": round(max(self.per_pid.values(), default=0) / 1024, 1),
+                "processes": len(self.per_pid), "samples": self.samples}
+
+
+# --------------------------------------------------------------------------- one `reel restore`
+
+
+def _flow_times(prefect_home: Path) -> dict[str, Any]:
+    """The newest flow run's wall time and its task runs' durations summed per task name."""
+    db = sqlite3.connect(prefect_home / "prefect.db")
+    try:
+        fid, start, end = db.execute(
+            "select id, start_time, end_time from flow_run order by created desc limit 1").fetchone()
+        rows = db.execute("select name, start_time, end_time from task_run where flow_run_id = ?",
+                          (fid,)).fetchall()
+    finally:
+        db.close()
+
+    def t(s: str) -> float:
+        return datetime.fromisoformat(s).timestamp()
+
+    tasks: dict[str, float] = {}
+    for name, s, e in rows:
+        if s and e:
+            kind = re.sub(r"(-\d+)?(-part\d+)?(-[0-9a-f]{3})?$", "", name)  # restore-shot3-part1 -> restore-shot
+            kind = re.sub(r"\d+$", "", kind).replace("restore-shot", "restore-piece")
+            tasks[kind] = tasks.get(kind, 0.0) + t(e) - t(s)
+    starts = {name: t(s) for name, s, _ in rows if s}
+    first_dask = min((v for k, v in starts.items() if k.startswith(("shot-scores", "restore-shot"))), default=None)
+    return {"flow_s": t(end) - t(start), "task_s": {k: round(v, 3) for k, v in sorted(tasks.items())},
+            "untracked_s": round(t(end) - t(start) - sum(tasks.values()), 3),
+            "flow_start_to_first_dask_task_s": round(first_dask - t(start), 3) if first_dask else None,
+            "task_runs": len(rows)}
+
+
+def run_cli(film: Path, work: Path, name: str, prefect_home: Path, workers: int) -> dict[str, Any]:
+    store, out = work / f"store-{name}", work / f"out-{name}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REEL_", "PREFECT_API_URL"))}
+    env.update(REEL_STORE=str(store), REEL_DASK_WORKERS=str(workers), REEL_DASK_THREADS_PER_WORKER="1",
+               PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    cmd = [str(REEL), "restore", str(film), "--title", "ops", "--recipe", RECIPE, "--out", str(out)]
+    log = work / f"{name}.log"
+    t0 = time.perf_counter()
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+        with TreeSampler(proc.pid) as sampler:
+            rc = proc.wait()
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise RuntimeError(f"reel restore failed ({rc}); log: {log}\n{log.read_text()[-2000:]}")
+    m = re.search(r"pieces restored (\d+), reused (\d+)", log.read_text())
+    result = {"cli_s": wall, "rss": sampler.summary(), **_flow_times(prefect_home),
+              "pieces_restored": int(m[1]) if m else None}
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def run_rerun_pair(film: Path, work: Path, name: str, prefect_home: Path, shot: int) -> dict[str, Any]:
+    """A full `reel restore` and then `reel rerun --shots SHOT` of the same title on the same store."""
+    store, out = work / f"store-{name}", work / f"out-{name}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REEL_", "PREFECT_API_URL"))}
+    env.update(REEL_STORE=str(store), REEL_DASK_WORKERS="2", REEL_DASK_THREADS_PER_WORKER="1",
+               PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    result: dict[str, Any] = {}
+    for kind, cmd in (("full", [str(REEL), "restore", str(film), "--title", "ops", "--recipe", RECIPE]),
+                      ("rerun", [str(REEL), "rerun", "ops", "--shots", str(shot), "--source", str(film),
+                                 "--recipe", RECIPE])):
+        log = work / f"{name}-{kind}.log"
+        t0 = time.perf_counter()
+        with open(log, "wb") as f:
+            rc = subprocess.call([*cmd, "--out", str(out)], env=env, stdout=f, stderr=subprocess.STDOUT)
+        if rc != 0:
+            raise RuntimeError(f"{kind} failed ({rc}); log: {log}\n{log.read_text()[-2000:]}")
+        m = re.search(r"pieces restored (\d+), reused (\d+)", log.read_text())
+        result[kind] = {"cli_s": time.perf_counter() - t0, "flow_s": _flow_times(prefect_home)["flow_s"],
+                        "pieces_restored": int(m[1]) if m else None, "pieces_reused": int(m[2]) if m else None}
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+# --------------------------------------------------------------------------- the plain loop
+
+
+def plain_loop(src: Path, work: Path) -> dict[str, float]:
+    """Decode -> cuts -> pieces -> run_chain -> masters, no orchestration; seconds after imports, by phase."""
+    import numpy as np
+
+    from catalog.recipe import BUILTIN_RECIPES
+    from catalog.shots import plan_pieces, shot_table
+    from flows.cli import detect_file_cuts, windowed
+    from infra.media import encode_master, iter_frames, probe
+    from infra.settings import load_settings
+    from models.chain import run_chain
+    from models.clip import Clip
+
+    t0 = time.perf_counter()
+    recipe = BUILTIN_RECIPES[RECIPE]
+    info = probe(src)
+    v = info.video
+    found = detect_file_cuts(src)
+    shots = shot_table(found["cuts"], found["frames"], v.fps, found["transitions"])
+    pieces = plan_pieces(shots, load_settings().piece_frames, recipe.context_frames())
+    t_cuts = time.perf_counter()
+    stages = recipe.build()
+    restored = work / "plain-restored.npy"  # the flow keeps segments on disk too; here one raw array
+    out = np.lib.format.open_memmap(restored, mode="w+", dtype=np.uint16,
+                                    shape=(found["frames"], v.height, v.width, 3))
+    for piece, frames in windowed(iter_frames(src, depth=8), pieces):
+        clip = Clip.from_uint(frames, v.fps, piece.read_start, v.color)
+        res, _ = run_chain(stages, clip, piece.start - piece.read_start, piece.end - piece.read_start)
+        out[piece.start:piece.end] = res.to_uint(np.uint16)
+    out.flush()
+    t_chain = time.perf_counter()
+    for codec in recipe.masters:
+        encode_master(iter(out), work / f"plain-master-{codec}", width=v.width, height=v.height, fps=v.fps,
+                      codec=codec, audio_source=str(src) if info.audio else None)
+    t_end = time.perf_counter()
+    del out
+    restored.unlink()
+    return {"total_s": t_end - t0, "probe_and_cuts_s": t_cuts - t0, "decode_and_chain_s": t_chain - t_cuts,
+            "masters_s": t_end - t_chain}
+
+
+def run_plain(film: Path, work: Path) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OPENCV_FOR_THREADS_NUM="1")  # as a Dask worker
+    r = subprocess.run([sys.executable, "-m", "benchmarks.ops", "--plain", str(film), "--work", str(work)],
+                       env=env, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def synth(path: Path, size: str, shots: int, frames_per_shot: int) -> Path:
+    subprocess.run([str(REEL), "synth", str(path), "--seed", "7", "--size", size, "--shots", str(shots),
+                    "--frames-per-shot", str(frames_per_shot)], check=True, capture_output=True)
+    return path
+
+
+def med(xs: list[float]) -> float:
+    return round(statistics.median(xs), 3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--shots", type=int, default=8)
+    ap.add_argument("--long-factor", type=int, default=4)
+    ap.add_argument("--frames-per-shot", type=int, default=12)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--plain", help=argparse.SUPPRESS)  # internal: run the plain loop on this film
+    ap.add_argument("--work", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.plain:
+        print(json.dumps(plain_loop(Path(args.plain), Path(args.work))))
+        return
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    results: dict[str, Any] = {"size": args.size, "recipe": RECIPE, "frames_per_shot": args.frames_per_shot,
+                               "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="reel-ops-") as tmp:
+        work = Path(tmp)
+        home = work / "prefect-home"
+        short = synth(work / "short.mkv", args.size, args.shots, args.frames_per_shot)
+        long = synth(work / "long.mkv", args.size, args.shots * args.long_factor, args.frames_per_shot)
+        run_cli(short, work, "warmup", home, 1)  # creates the Prefect database; caches warm
+
+        # 2 + 3: interleaved repetitions on the short film
+        runs: dict[str, list[dict[str, Any]]] = {"w1": [], "w2": []}
+        plain_phases: list[dict[str, float]] = []
+        for rep in range(args.reps):
+            for key, workers in (("w1", 1), ("w2", 2)) if rep % 2 == 0 else (("w2", 2), ("w1", 1)):
+                runs[key].append(run_cli(short, work, f"{key}-{rep}", home, workers))
+                print(f"rep {rep} {key}: flow {runs[key][-1]['flow_s']:.1f} s, cli {runs[key][-1]['cli_s']:.1f} s",
+                      flush=True)
+            plain_phases.append(run_plain(short, work))
+            print(f"rep {rep} plain: {plain_phases[-1]['total_s']:.1f} s", flush=True)
+
+        # 4: rerun of one named shot vs the full run (2 workers), on the short film
+        reruns = [run_rerun_pair(short, work, f"rerun-{rep}", home, shot=min(3, args.shots - 1))
+                  for rep in range(args.reps)]
+        for r in reruns:
+            print(f"rerun 1 of {args.shots} shots: flow {r['rerun']['flow_s']:.1f} s vs full {r['full']['flow_s']:.1f} s",
+                  flush=True)
+
+        # 1: memory, short vs long (2 workers, the default)
+        mem_long = run_cli(long, work, "long", home, 2)
+        print(f"long: flow {mem_long['flow_s']:.1f} s, peak tree {mem_long['rss']['peak_tree_sum_mib']} MiB", flush=True)
+        mem_short = runs["w2"][-1]
+
+    w1, w2 = [r["flow_s"] for r in runs["w1"]], [r["flow_s"] for r in runs["w2"]]
+    plain = [p["total_s"] for p in plain_phases]
+    qc1 = [r["task_s"].get("qc-shot", 0) + r["task_s"].get("qc-report", 0) for r in runs["w1"]]
+    n_short = args.shots * args.frames_per_shot
+    results["memory"] = {
+        "short_frames": n_short, "long_frames": n_short * args.long_factor,
+        "short": mem_short["rss"], "long": mem_long["rss"],
+        "short_flow_s": round(mem_short["flow_s"], 2), "long_flow_s": round(mem_long["flow_s"], 2),
+        "short_task_s": mem_short["task_s"], "long_task_s": mem_long["task_s"],
+        "tree_ratio": round(mem_long["rss"]["peak_tree_sum_mib"] / mem_short["rss"]["peak_tree_sum_mib"], 3),
+        "largest_process_ratio": round(mem_long["rss"]["largest_process_mib"]
+                                       / mem_short["rss"]["largest_process_mib"], 3),
+        "goal_ratio_max": 1.10,
+    }
+    results["memory"]["meets_goal"] = results["memory"]["tree_ratio"] <= 1.10
+    results["scaling"] = {
+        "flow_s_1_worker": [round(x, 2) for x in w1], "flow_s_2_workers": [round(x, 2) for x in w2],
+        "restore_task_s_1_worker": [r["task_s"].get("restore-shot") for r in runs["w1"]],
+        "speedup": round(med(w1) / med(w2), 3), "goal_min": 1.5,
+    }
+    results["scaling"]["meets_goal"] = results["scaling"]["speedup"] >= 1.5
+    cli1 = [r["cli_s"] for r in runs["w1"]]
+    results["overhead"] = {
+        "plain_s": [round(x, 2) for x in plain], "flow_s": [round(x, 2) for x in w1],
+        "plain_phases_s": [{k: round(v, 2) for k, v in p.items()} for p in plain_phases],
+        "untracked_s": [r["untracked_s"] for r in runs["w1"]],
+        "flow_start_to_first_dask_task_s": [r["flow_start_to_first_dask_task_s"] for r in runs["w1"]],
+        "cli_s": [round(x, 2) for x in cli1], "qc_task_s": [round(x, 2) for x in qc1],
+        "task_s_median_run": runs["w1"][sorted(range(len(w1)), key=w1.__getitem__)[len(w1) // 2]]["task_s"],
+        "flow_over_plain": round((med(w1) - med(plain)) / med(plain), 3),
+        "flow_without_qc_over_plain": round((med([f - q for f, q in zip(w1, qc1, strict=True)]) - med(plain))
+                                            / med(plain), 3),
+        "cli_over_plain": round((med(cli1) - med(plain)) / med(plain), 3),
+        "goal_max": 0.05,
+    }
+    results["overhead"]["meets_goal"] = results["overhead"]["flow_over_plain"] <= 0.05
+    full_f, rerun_f = [r["full"]["flow_s"] for r in reruns], [r["rerun"]["flow_s"] for r in reruns]
+    full_c, rerun_c = [r["full"]["cli_s"] for r in reruns], [r["rerun"]["cli_s"] for r in reruns]
+    results["rerun"] = {
+        "shots": args.shots, "full_flow_s": [round(x, 2) for x in full_f], "rerun_flow_s": [round(x, 2) for x in rerun_f],
+        "full_cli_s": [round(x, 2) for x in full_c], "rerun_cli_s": [round(x, 2) for x in rerun_c],
+        "pieces": [[r["full"]["pieces_restored"], r["rerun"]["pieces_restored"], r["rerun"]["pieces_reused"]]
+                   for r in reruns],
+        "flow_ratio": round(med(rerun_f) / med(full_f), 3), "cli_ratio": round(med(rerun_c) / med(full_c), 3),
+    }
+    results["load_average_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    results["benchmark_s"] = round(time.perf_counter() - t_start, 1)
+
+    (out_dir / "ops.json").write_text(json.dumps(results, indent=2))
+    m, s, o = results["memory"], results["scaling"], results["overhead"]
+    rows = [
+        ("peak RSS, process tree (MiB)", f"{m['short']['peak_tree_sum_mib']} ({m['short_frames']} fr)",
+         f"{m['long']['peak_tree_sum_mib']} ({m['long_frames']} fr)", f"{m['tree_ratio']}", "<= 1.10", m["meets_goal"]),
+        ("peak RSS, largest process (MiB)", f"{m['short']['largest_process_mib']}", f"{m['long']['largest_process_mib']}",
+         f"{m['largest_process_ratio']}", "", ""),
+        ("flow wall, 1 vs 2 workers (s, median)", f"{med(w1)}", f"{med(w2)}", f"{s['speedup']}", ">= 1.5",
+         s["meets_goal"]),
+        ("plain loop vs flow, 1 worker (s, median)", f"{med(plain)}", f"{med(w1)}", f"{o['flow_over_plain']:+.1%}",
+         "<= +5%", o["meets_goal"]),
+        ("  same, flow minus its QC tasks", f"{med(plain)}", f"{med([f - q for f, q in zip(w1, qc1, strict=True)])}",
+         f"{o['flow_without_qc_over_plain']:+.1%}", "", ""),
+        ("  same, whole `reel restore` process", f"{med(plain)}", f"{med(cli1)}", f"{o['cli_over_plain']:+.1%}", "", ""),
+        (f"full run vs rerun of 1 of {args.shots} shots (flow s)", f"{med(full_f)}", f"{med(rerun_f)}",
+         f"{results['rerun']['flow_ratio']}", "", ""),
+        ("  same, whole CLI process (s)", f"{med(full_c)}", f"{med(rerun_c)}", f"{results['rerun']['cli_ratio']}", "", ""),
+    ]
+    print(f"\n{'what':42s} {'A':>16s} {'B':>16s} {'B/A or ratio':>13s} {'goal':>8s}  ok")
+    for r in rows:
+        print(f"{r[0]:42s} {r[1]:>16s} {r[2]:>16s} {r[3]:>13s} {r[4]:>8s}  {r[5]}")
+    print(f"\nflow task time by task (median 1-worker run, s): {o['task_s_median_run']}")
+    print(f"flow time outside tasks (1 worker, s): {o['untracked_s']}; flow start to first Dask task: "
+          f"{o['flow_start_to_first_dask_task_s']}")
+    print(f"plain loop by phase (s): {o['plain_phases_s']}")
+    print(f"long vs short film, task time (s): {m['long_task_s']} vs {m['short_task_s']}")
+    print(f"load average before/after: {results['load_average_before_after']}; "
+          f"{results['benchmark_s']} s; JSON: {out_dir / 'ops.json'}")
+
+
+if __name__ == "__main__":
+    main()
