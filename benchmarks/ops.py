@@ -295,12 +295,16 @@ def main() -> None:
     ap.add_argument("--long-factor", type=int, default=4)
     ap.add_argument("--frames-per-shot", type=int, default=12)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only-scaling", action="store_true",
+                    help="only the 1 vs 2 workers comparison (e.g. on a longer film: --frames-per-shot 48)")
     ap.add_argument("--plain", help=argparse.SUPPRESS)  # internal: run the plain loop on this film
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.plain:
         print(json.dumps(plain_loop(Path(args.plain), Path(args.work))))
         return
+    if args.only_scaling:
+        return scaling_only(args)
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -414,6 +418,29 @@ def main() -> None:
     print(f"long vs short film, task time (s): {m['long_task_s']} vs {m['short_task_s']}")
     print(f"load average before/after: {results['load_average_before_after']}; "
           f"{results['benchmark_s']} s; JSON: {out_dir / 'ops.json'}")
+
+
+def scaling_only(args: argparse.Namespace) -> None:
+    """2 Dask workers vs 1 on one film, interleaved repetitions; JSON in OUT/ops-scaling-<frames>.json."""
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = args.shots * args.frames_per_shot
+    with tempfile.TemporaryDirectory(prefix="reel-ops-") as tmp:
+        work = Path(tmp)
+        home = work / "prefect-home"
+        film = synth(work / "film.mkv", args.size, args.shots, args.frames_per_shot)
+        run_cli(film, work, "warmup", home, 1)
+        runs: dict[str, list[float]] = {"w1": [], "w2": []}
+        for rep in range(args.reps):
+            for key, workers in (("w1", 1), ("w2", 2)) if rep % 2 == 0 else (("w2", 2), ("w1", 1)):
+                runs[key].append(run_cli(film, work, f"{key}-{rep}", home, workers)["flow_s"])
+                print(f"rep {rep} {key}: flow {runs[key][-1]:.1f} s", flush=True)
+    result = {"size": args.size, "frames": frames, "recipe": RECIPE, "flow_s_1_worker": runs["w1"],
+              "flow_s_2_workers": runs["w2"], "speedup": round(med(runs["w1"]) / med(runs["w2"]), 3),
+              "goal_min": 1.5}
+    (out_dir / f"ops-scaling-{frames}.json").write_text(json.dumps(result, indent=2))
+    print(f"{frames} frames {args.size}, {RECIPE}: 1 worker {med(runs['w1']):.1f} s, 2 workers "
+          f"{med(runs['w2']):.1f} s, speed-up {result['speedup']} (goal >= 1.5)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from fractions import Fraction
 from importlib.metadata import version as dist_version
@@ -123,14 +124,21 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
             p = tmpdir / f"seg{i:05d}.mkv"
             store.get_file(seg.key, p)
             seg_paths.append(p)
-        for codec in recipe.masters:
-            name, kind = MASTER_FILES[codec]
+        def encode(codec: str) -> Path:
+            name = MASTER_FILES[codec][0]
             out = tmpdir / name
             frames = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths)
             count = encode_master(frames, out, width=width, height=height, fps=Fraction(record.fps),
-                                    codec=codec, audio_source=str(original) if record.audio_streams else None)
+                                  codec=codec, audio_source=str(original) if record.audio_streams else None)
             if count != record.frames:
                 raise RuntimeError(f"{name}: wrote {count} frames, expected {record.frames}")
+            return out
+
+        # the masters are encoded side by side (FFmpeg releases the GIL): publish is the one serial step
+        with ThreadPoolExecutor(max_workers=len(recipe.masters), thread_name_prefix="reel-master") as pool:
+            encoded = list(pool.map(encode, recipe.masters))
+        for codec, out in zip(recipe.masters, encoded, strict=True):
+            name, kind = MASTER_FILES[codec]
             sha = _put_output(store, f"{prefix}/{name}", written, path=out)
             outputs.append(OutputRecord(path=name, sha256=sha, size_bytes=out.stat().st_size, kind=kind,
                                         codec=codec))
