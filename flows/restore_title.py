@@ -131,7 +131,7 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
                   force_qc: bool = False) -> dict[int, tuple[list[Any], dict[str, Any]]]:
     """Restore the pieces of the shots in `which` (those in `forced` even if stored) and QC each shot.
     Returns {shot: (its segments, its QC record)}."""
-    restored: dict[Any, Any] = {}
+    pieces: list[Any] = []
     checks = {}
     for row in shots[shots["shot"].isin(which)].itertuples(index=False):
         shot = int(row.shot)
@@ -139,10 +139,10 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
         one = shots[shots["shot"] == shot]
         futures = [restore_piece.submit(record, p, shot_rec, bound[shot], force=shot in forced)
                    for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
-        restored.update({f: shot for f in futures})
+        pieces += futures
         checks[shot] = (futures, qc_shot.submit(record, rec, shot, int(row.start_frame), int(row.end_frame),
                                                 futures, force=force_qc, grade_lut=shot_grade_lut(rec, bound[shot])))
-    track_progress(record.title, list(restored))
+    track_progress(record.title, pieces)
     return {shot: ([f.result() for f in futures], qc.result()) for shot, (futures, qc) in checks.items()}
 
 

@@ -149,3 +149,28 @@ def test_master_hash_matches_file(tiny_film, local_store_env):
     m = run_restore(str(tiny_film["path"]), "hashcheck", "identity")["manifest"]
     data = Path(local_store_env, "published", "hashcheck", m["version"], m["outputs"][0]["path"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == _master_sha(m)
+
+
+def test_reel_rerun_from_the_command_line_uses_the_published_source_and_recipe(tiny_film, local_store_env,
+                                                                             tmp_path, capsys, monkeypatch):
+    from flows.cli import main
+
+    monkeypatch.setenv("REEL_CATALOGUE", str(tmp_path / "no-catalogue.csv"))  # not in a catalogue
+    assert main(["restore", str(tiny_film["path"]), "--title", "clirerun", "--recipe", "defects",
+                 "--out", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    assert main(["rerun", "clirerun", "--shots", "2", "--set", "dust.threshold=6",
+                 "--out", str(tmp_path / "again")]) == 0
+    out = capsys.readouterr().out
+    assert "source and recipe from published v-" in out
+    assert "pieces restored 2, reused 4" in out  # shot 2's two pieces (8-frame pieces of 12-frame shots)
+    manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert [s["overrides"] for s in manifest["shots"]] == [[], [], ["dust.threshold=6"]]
+    assert manifest["source"]["sha256"] == json.loads((tmp_path / "first" / "manifest.json").read_text())[
+        "source"]["sha256"]
+    # bad requests are one clear line and change nothing
+    assert main(["rerun", "clirerun", "--shots", "x"]) == 1
+    assert main(["rerun", "clirerun", "--set", "nostage"]) == 1
+    assert main(["rerun", "never-published"]) == 1
+    err = capsys.readouterr().err
+    assert "--shots takes shot numbers" in err and "stage.param=value" in err and "never published" in err
