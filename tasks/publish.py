@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import queue
 import tempfile
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -124,19 +127,27 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
             p = tmpdir / f"seg{i:05d}.mkv"
             store.get_file(seg.key, p)
             seg_paths.append(p)
-        def encode(codec: str) -> Path:
-            name = MASTER_FILES[codec][0]
+        # the segments are decoded once and each master encoded in its own thread (FFmpeg releases the
+        # GIL): publish is the one serial step of a title
+        fan = FanOut(itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths),
+                     len(recipe.masters))
+
+        def encode(i: int) -> Path:
+            name = MASTER_FILES[recipe.masters[i]][0]
             out = tmpdir / name
-            frames = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths)
-            count = encode_master(frames, out, width=width, height=height, fps=Fraction(record.fps),
-                                  codec=codec, audio_source=str(original) if record.audio_streams else None)
+            try:
+                count = encode_master(fan.reader(i), out, width=width, height=height, fps=Fraction(record.fps),
+                                      codec=recipe.masters[i],
+                                      audio_source=str(original) if record.audio_streams else None)
+            except BaseException:
+                fan.stop()  # the decoder and the other encoders give up instead of waiting on this one
+                raise
             if count != record.frames:
                 raise RuntimeError(f"{name}: wrote {count} frames, expected {record.frames}")
             return out
 
-        # the masters are encoded side by side (FFmpeg releases the GIL): publish is the one serial step
         with ThreadPoolExecutor(max_workers=len(recipe.masters), thread_name_prefix="reel-master") as pool:
-            encoded = list(pool.map(encode, recipe.masters))
+            encoded = list(pool.map(encode, range(len(recipe.masters))))
         for codec, out in zip(recipe.masters, encoded, strict=True):
             name, kind = MASTER_FILES[codec]
             sha = _put_output(store, f"{prefix}/{name}", written, path=out)
@@ -192,3 +203,55 @@ def _put_output(store: Any, key: str, written: list[str], *, path: Path | None =
     written.append(key)  # before the put: a failed put is cleaned up too
     return store.put_file(key, path, content_type) if path is not None else store.put_bytes(key, data or b"",
                                                                                           content_type)
+
+
+_END = object()
+
+
+class FanOut:
+    """One iterator read once by a thread, its items handed to `n` readers through bounded queues
+    (each reader sees every item, in order; memory: at most `depth` items per reader).
+    An error while reading is raised in every reader; `stop()` makes everyone give up."""
+
+    def __init__(self, source: Any, n: int, depth: int = 8) -> None:
+        self._queues: list[queue.Queue] = [queue.Queue(depth) for _ in range(n)]
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(source,), name="reel-decode", daemon=True).start()
+
+    def _run(self, source: Any) -> None:
+        try:
+            for item in source:
+                for q in self._queues:
+                    self._put(q, item)
+        except BaseException as e:  # handed to the readers
+            self._error = e
+        finally:
+            for q in self._queues:
+                self._put(q, _END)
+
+    def _put(self, q: queue.Queue, item: Any) -> None:
+        while not self._stopped.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def reader(self, i: int) -> Iterator[Any]:
+        q = self._queues[i]
+        while True:
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopped.is_set():
+                    raise RuntimeError("publish stopped: another master failed") from None
+                continue
+            if item is _END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
