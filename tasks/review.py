@@ -38,19 +38,26 @@ class ReviewTimeout(RuntimeError):
 
 def describe(title: str, recipe: Recipe, report: dict[str, Any], round_no: int, refused: str | None,
              history: list[dict[str, Any]] | None = None) -> str:
-    """The markdown above the form: what needs a decision, and how to ask for changes."""
+    """The markdown above the form: what needs a decision first (the UI shows only the top of a long
+    description without scrolling), then earlier rounds, where the pictures are, and the parameters."""
     summary = report["summary"]
-    lines = [f"## Review {title} (round {round_no})", ""]
+    failing = [r for r in sorted(report["shots"], key=lambda r: r["shot"]) if r["verdict"] != "pass"]
+    if failing:
+        needs = "; ".join(f"shot {r['shot']} (frames {r['start_frame']}-{r['end_frame'] - 1}): "
+                          f"{', '.join(r.get('reasons', [])) or 'review'}" for r in failing)
+    else:
+        needs = f"all {summary['shots']} shots pass QC; the recipe asks for a review every time"
+    lines = []
     if refused:
         lines += [f"**Your last answer was not used:** {refused}", ""]
+    lines += [f"**Review {title} (round {round_no})**: {needs}.", ""]
     for r in history or []:
         what = (f"redo shots {r['redo_shots']}" + (f" with {', '.join(r['overrides'])}" if r["overrides"] else "")
                 if r["decision"] == "redo" else r["decision"])
         lines += [f"Round {r['round']}: {r['by']} asked to {what} ({r['at']}).", ""]
-    lines += [f"{summary['passed']} of {summary['shots']} shots pass QC; needing review: "
-              f"{summary['review'] or 'none'} (recipe review policy: {recipe.review}).", "",
-              f"QC artifacts: `qc-{title}` (one row per shot), `qc-summary-{title}` (worst first, with pictures).",
-              "", "| shot | frames | verdict | reasons |", "|---|---|---|---|"]
+    lines += [f"Pictures and metrics: artifacts `qc-summary-{title}` (worst shots first, before/after and contact "
+              f"sheets) and `qc-{title}` (one row per shot).", "",
+              "| shot | frames | verdict | reasons |", "|---|---|---|---|"]
     for r in sorted(report["shots"], key=lambda r: (r["verdict"] == "pass", r["shot"])):
         lines.append(f"| {r['shot']} | {r['start_frame']}-{r['end_frame'] - 1} | {r['verdict']} | "
                      f"{'; '.join(r.get('reasons', [])) or '-'} |")
