@@ -171,7 +171,7 @@ class Recipe(BaseModel):
             try:
                 stages.append(StageSpec(name=spec.name, params=params))
             except Exception as e:
-                raise ValueError(f"override for {spec.name}: {_first_error(e)}") from None
+                raise ValueError(f"override for {spec.name}: {error_summary(e)}") from None
         return self.model_copy(update={"stages": stages})
 
     def context_frames(self) -> int:
@@ -212,9 +212,7 @@ def parse_recipe(text: str, fmt: str) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except Exception as e:
-        errors = getattr(e, "errors", None)
-        msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errors()) if callable(errors) else str(e)
-        raise ValueError(f"invalid recipe: {msg}") from None
+        raise ValueError(f"invalid recipe: {error_summary(e)}") from None
 
 
 OVERRIDE_PATTERN = re.compile(r"([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)=(.*)", re.DOTALL)
@@ -250,13 +248,12 @@ def format_overrides(overrides: dict[str, dict[str, Any]]) -> list[str]:
             for stage in sorted(overrides) for param, value in sorted(overrides[stage].items())]
 
 
-def _first_error(e: Exception) -> str:
+def error_summary(e: Exception) -> str:
+    """One line for a validation error: pydantic's errors as 'loc: msg; ...', else the first line."""
     errors = getattr(e, "errors", None)
     if callable(errors):
-        x = errors()[0]
-        loc = ".".join(str(p) for p in x["loc"])
-        return f"{loc + ': ' if loc else ''}{x['msg']}"
-    return str(e).splitlines()[0]
+        return "; ".join(f"{'.'.join(map(str, x['loc'])) + ': ' if x['loc'] else ''}{x['msg']}" for x in errors())
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def known_stage_names() -> list[str]:

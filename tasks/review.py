@@ -16,7 +16,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from catalog.recipe import Recipe
+from catalog.recipe import Recipe, error_summary
 from catalog.review import ReviewDecision
 from tasks.common import short_hash
 
@@ -85,7 +85,6 @@ def ask_for_review(title: str, recipe: Recipe, report: dict[str, Any], round_no:
             decision = ReviewDecision.model_validate(answer.model_dump(include=set(ReviewForm.model_fields)))
             return decision, decision.validated(recipe, shots), at
         except ValueError as e:
-            refused = str(e).splitlines()[0] if not hasattr(e, "errors") else "; ".join(
-                f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            refused = error_summary(e)
             print(f"{title}: review answer refused ({refused}); asking again")
     raise ReviewTimeout(f"{title}: too many refused review answers")
