@@ -7,7 +7,7 @@ them into one state and a reason a person can read; `pick_titles` chooses what a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -44,6 +44,9 @@ class RunFacts(BaseModel):
     run_id: str
     start_time: datetime | None = Field(None, description="started (or expected to start), UTC")
     state_name: str | None = Field(None, description="Prefect state name, e.g. 'Late', 'Suspended'")
+    end_time: datetime | None = Field(None, description="when it ended (failed, completed, ...), UTC")
+    failures_in_a_row: int = Field(0, ge=0, description="how many of the newest runs, this one included, "
+                                                        "FAILED or CRASHED one after another")
 
     @model_validator(mode="after")
     def _known_type(self) -> RunFacts:
@@ -135,18 +138,55 @@ def derive_state(facts: TitleFacts) -> tuple[State, str]:
 
 
 def needs_work(state: str) -> bool:
-    """True when a sweep should start a restore: pending, stale, and failed.
-
-    A failed title is retried on every sweep (a transient failure heals; a lasting one fails again
-    and stays visible as failed); remove it from the catalogue or fix the cause to stop that.
-    """
+    """True when a sweep should start a restore: pending, stale, and failed (a failed one only once its
+    back-off has passed, see `retry_hold`)."""
     return state in WORK_STATES
 
 
-def pick_titles(states: list[tuple[Title, str]], active: int, max_concurrent: int) -> tuple[list[Title], list[Title]]:
-    """(to start, to skip) among the titles that need work: priority high first, then id;
-    at most `max_concurrent - active` are started (none when that is <= 0)."""
-    todo = sorted((t for t, state in states if needs_work(state)), key=lambda t: (-t.priority, t.id))
+class RetryPolicy(BaseModel):
+    """How the sweep retries a title whose restore runs keep failing.
+
+    After the n-th failure in a row it waits `base_s * 2**(n-1)` (at most `max_wait_s`) from the end of
+    the failed run; after `give_up_after` failures in a row it stops starting the title, which stays
+    `failed` until a person starts a run (`reel rerun`, the UI's Retry or Run) or the catalogue entry
+    changes so that a run succeeds. A transient fault (storage away for a minute) heals on an early
+    retry; a lasting one (a corrupt source) does not burn a restore slot every sweep.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    base_s: float = Field(900.0, ge=0)
+    max_wait_s: float = Field(24 * 3600.0, ge=0)
+    give_up_after: int = Field(5, ge=1)
+
+    def wait_after(self, failures: int) -> timedelta:
+        return timedelta(seconds=min(self.max_wait_s, self.base_s * 2 ** max(0, failures - 1)))
+
+
+def retry_hold(run: RunFacts | None, now: datetime, policy: RetryPolicy) -> str | None:
+    """Why a failed title is not started now (None: start it). Only FAILED/CRASHED latest runs hold."""
+    if run is None or run.state_type not in FAILED_RUN_STATES:
+        return None
+    n = max(1, run.failures_in_a_row)
+    if n >= policy.give_up_after:
+        return (f"{n} failed runs in a row: the sweep stopped retrying; fix the cause and start a run "
+                f"(reel rerun, or Run/Retry in the UI)")
+    ended = run.end_time or run.start_time
+    if ended is None:
+        return None
+    due = ended + policy.wait_after(n)
+    if now < due:
+        return f"failed {n} time(s) in a row; next retry after {due.isoformat(timespec='seconds')}"
+    return None
+
+
+def pick_titles(states: list[tuple[Title, str]], active: int, max_concurrent: int,
+                held: dict[str, str] | None = None) -> tuple[list[Title], list[Title]]:
+    """(to start, to skip) among the titles that need work and are not `held` (title id -> why, see
+    `retry_hold`): priority high first, then id; at most `max_concurrent - active` are started (none
+    when that is <= 0)."""
+    held = held or {}
+    todo = sorted((t for t, state in states if needs_work(state) and t.id not in held),
+                  key=lambda t: (-t.priority, t.id))
     slots = max(0, max_concurrent - active)
     return todo[:slots], todo[slots:]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -33,13 +34,16 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 from catalog.status import (
     ACTIVE_RUN_STATES,
+    FAILED_RUN_STATES,
     PublishedVersion,
+    RetryPolicy,
     RunFacts,
     TitleFacts,
     current_version,
     derive_state,
     latest_published,
     pick_titles,
+    retry_hold,
 )
 from catalog.titles import Title
 from flows.recipes import resolve_recipe
@@ -144,24 +148,42 @@ def _published_version(manifest: dict[str, Any]) -> PublishedVersion:
                             chain_hash=manifest["recipe"]["chain_hash"], created_utc=manifest["created_utc"])
 
 
+# runs read per title: enough to count failures in a row up to the retry policy's give-up point
+RUNS_READ = 16
+
+
 def latest_runs(title_ids: list[str]) -> dict[str, RunFacts]:
-    """The newest (by expected start) restore-title run named `restore-<title>` of each title that has one."""
+    """The newest (by expected start) restore-title run named `restore-<title>` of each title that has one,
+    with how many of the newest runs failed one after another."""
     found = {}
     with get_client(sync_client=True) as client:
         for tid in title_ids:
             runs = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[RESTORE_FLOW])),
                 flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[restore_run_name(tid)])),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=RUNS_READ)
             if runs:
-                found[tid] = _run_facts(runs[0])
+                found[tid] = _run_facts(runs[0], failures_in_a_row=_failures_in_a_row(runs))
     return found
 
 
-def _run_facts(run: FlowRun) -> RunFacts:
-    state_type = run.state_type.value if run.state_type else "PENDING"
-    return RunFacts(state_type=state_type, run_id=str(run.id), start_time=run.start_time or run.expected_start_time,
-                    state_name=run.state_name)
+def _state_type(run: FlowRun) -> str:
+    return run.state_type.value if run.state_type else "PENDING"
+
+
+def _failures_in_a_row(runs: list[FlowRun]) -> int:
+    n = 0
+    for run in runs:  # newest first
+        if _state_type(run) not in FAILED_RUN_STATES:
+            break
+        n += 1
+    return n
+
+
+def _run_facts(run: FlowRun, failures_in_a_row: int = 0) -> RunFacts:
+    return RunFacts(state_type=_state_type(run), run_id=str(run.id),
+                    start_time=run.start_time or run.expected_start_time, state_name=run.state_name,
+                    end_time=run.end_time, failures_in_a_row=failures_in_a_row)
 
 
 # --------------------------------------------------------------------------- sweep
@@ -186,6 +208,8 @@ def catalogue_sweep(catalogue: str | None = None, max_concurrent: int | None = N
     for s in result["started"]:
         run = "(dry run: not started)" if dry_run else f"as run {s['run_id']}"
         print(f"start {s['title']} ({s['state']}: {s['reason']}) {run}")
+    for h in result["held"]:
+        print(f"hold {h['title']}: {h['waiting']}")
     print(f"{len(result['started'])} {'to start' if dry_run else 'started'}, {len(result['skipped'])} waiting for a slot, "
           f"{result['active']} were active (at most {result['max_concurrent']})")
     return result
@@ -200,11 +224,17 @@ def run_sweep(settings: Settings, starter: Starter | None, *, active: int | None
     state_of = {r["id"]: r for r in rows}
     active = count_active_restores() if active is None else active
     limit = max_concurrent or settings.sweep_max_concurrent
-    start, skip = pick_titles([(t, state_of[t.id]["state"]) for t, _ in facts], active, limit)
+    policy = RetryPolicy(base_s=settings.sweep_retry_base_s, give_up_after=settings.sweep_give_up_after)
+    now = datetime.now(UTC)
+    held = {t.id: why for t, f in facts if state_of[t.id]["state"] == "failed"
+            and (why := retry_hold(f.latest_run, now, policy)) is not None}
+    start, skip = pick_titles([(t, state_of[t.id]["state"]) for t, _ in facts], active, limit, held)
     started = [_entry(t, state_of, run_id=starter(t) if starter else None) for t in start]
     skipped = [_entry(t, state_of, waiting=f"no free slot ({active} of {limit} restore runs active)")
                for t in skip]
-    return {"started": started, "skipped": skipped, "active": active, "max_concurrent": limit, "status": rows}
+    held_rows = [_entry(t, state_of, waiting=held[t.id]) for t, _ in facts if t.id in held]
+    return {"started": started, "skipped": skipped, "held": held_rows, "active": active,
+            "max_concurrent": limit, "status": rows}
 
 
 def _entry(title: Title, state_of: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:

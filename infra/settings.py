@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     sweep_cron: str = Field("0 * * * *", description="cron schedule of the catalogue-sweep deployment (UTC)")
     sweep_max_concurrent: int = Field(2, ge=1, le=1000, description="most restore-title runs active at once "
                                                                     "(running or paused for review)")
+    sweep_retry_base_s: float = Field(900.0, ge=0, description="a failed title is retried by the sweep this "
+                                                               "long after its failed run, doubling with each "
+                                                               "failure in a row (at most a day)")
+    sweep_give_up_after: int = Field(5, ge=1, description="after this many failed runs in a row the sweep "
+                                                          "stops starting the title until a person runs it")
     review_timeout_s: int = Field(7 * 24 * 3600, ge=10, description="how long a run waits paused for a "
                                                                    "review; then it fails cleanly, publishing "
                                                                    "nothing (a retry pauses again at once)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -11,12 +11,14 @@ import pytest
 from catalog.status import (
     STATES,
     PublishedVersion,
+    RetryPolicy,
     RunFacts,
     TitleFacts,
     current_version,
     derive_state,
     needs_work,
     pick_titles,
+    retry_hold,
 )
 from catalog.titles import Title, parse_titles
 
@@ -212,3 +214,31 @@ def test_pick_titles_takes_work_by_priority_then_id_up_to_the_free_slots():
     assert (start, [t.id for t in skip]) == ([], ["b", "a", "c", "g"])
     start, _ = pick_titles(states, active=0, max_concurrent=100)
     assert [t.id for t in start] == ["b", "a", "c", "g"]
+
+
+def test_pick_titles_leaves_held_titles_alone():
+    states = [(_t("a", 9), "failed"), (_t("b", 1), "pending")]
+    start, skip = pick_titles(states, active=0, max_concurrent=5, held={"a": "backing off"})
+    assert ([t.id for t in start], skip) == (["b"], [])
+
+
+def test_failed_titles_back_off_doubling_and_the_sweep_gives_up():
+    policy = RetryPolicy(base_s=600, max_wait_s=3600, give_up_after=4)
+    ended = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def hold(n: int, after_s: float, state: str = "FAILED") -> str | None:
+        run = RunFacts(state_type=state, run_id="r" * 8, end_time=ended, failures_in_a_row=n)
+        return retry_hold(run, ended + timedelta(seconds=after_s), policy)
+
+    assert "next retry after 2026-11-25T12:10:00" in hold(1, 599)
+    assert hold(1, 600) is None
+    assert hold(2, 1199) is not None and hold(2, 1200) is None  # 600 * 2
+    assert hold(3, 2399) is not None and hold(3, 2400) is None  # 600 * 4
+    assert "stopped retrying" in hold(4, 10 ** 6)  # gives up, however long ago
+    assert hold(9, 10 ** 6, state="CRASHED") is not None
+    capped = RetryPolicy(base_s=600, max_wait_s=3600, give_up_after=99)
+    run = RunFacts(state_type="FAILED", run_id="x", end_time=ended, failures_in_a_row=8)  # 600 * 128 > cap
+    assert retry_hold(run, ended + timedelta(seconds=3600), capped) is None
+    for state in ("COMPLETED", "CANCELLED", "PAUSED", "RUNNING"):  # only failed runs hold
+        assert hold(9, 0, state=state) is None
+    assert retry_hold(None, ended, policy) is None

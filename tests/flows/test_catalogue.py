@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.states import Failed, Paused, Pending, Running
+from prefect.states import Completed, Failed, Paused, Pending, Running
 
 from catalog.titles import Title
 from flows import catalogue
@@ -228,6 +228,31 @@ def test_sweep_starts_the_due_titles_by_priority_within_the_free_slots(tmp_path,
     started.clear()
     assert run_sweep(settings, None, active=0, max_concurrent=10)["started"][-1]["title"] == "sw-low"
     assert started == []  # a dry run starts nothing
+
+
+def test_sweep_backs_off_a_title_whose_runs_keep_failing(tmp_path, local_store_env, tiny_film, fake_runs,
+                                                         monkeypatch):
+    rows = [{"id": "fl-once", "source": str(tiny_film["path"])}, {"id": "fl-often", "source": str(tiny_film["path"])},
+            {"id": "fl-healed", "source": str(tiny_film["path"])}]
+    monkeypatch.setenv("REEL_CATALOGUE", str(write_titles(tmp_path / "titles.csv", rows)))
+    fake_runs("fl-once", Failed())
+    for _ in range(3):
+        fake_runs("fl-often", Failed())
+    fake_runs("fl-healed", Failed())
+    fake_runs("fl-healed", Completed())  # a success in between resets the count
+    fake_runs("fl-healed", Failed())
+    runs = catalogue.latest_runs(["fl-once", "fl-often", "fl-healed"])
+    assert {k: v.failures_in_a_row for k, v in runs.items()} == {"fl-once": 1, "fl-often": 3, "fl-healed": 1}
+    assert runs["fl-once"].end_time is not None
+
+    monkeypatch.setenv("REEL_SWEEP_RETRY_BASE_S", "3600")  # all failed just now: every one waits
+    result = run_sweep(load_settings(), None, active=0, max_concurrent=10)
+    assert result["started"] == [] and {h["title"] for h in result["held"]} == {"fl-once", "fl-often", "fl-healed"}
+    monkeypatch.setenv("REEL_SWEEP_RETRY_BASE_S", "0")
+    monkeypatch.setenv("REEL_SWEEP_GIVE_UP_AFTER", "3")
+    result = run_sweep(load_settings(), None, active=0, max_concurrent=10)
+    assert [s["title"] for s in result["started"]] == ["fl-healed", "fl-once"]
+    assert [(h["title"], "stopped retrying" in h["waiting"]) for h in result["held"]] == [("fl-often", True)]
 
 
 def test_sweep_flow_publishes_the_status_artifact(tmp_path, local_store_env, tiny_film, monkeypatch):
