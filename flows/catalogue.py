@@ -50,7 +50,7 @@ from flows.recipes import resolve_recipe
 from infra.catalogue_io import SourceChecksums, read_catalogue
 from infra.settings import Settings, load_settings
 from infra.sources import SourceError, check_source
-from infra.storage import StorageError, Store, open_store
+from infra.storage import LocalStore, StorageError, Store, open_store
 
 RESTORE_FLOW = "restore-title"
 RESTORE_DEPLOYMENT = "restore-title/reel"
@@ -205,6 +205,9 @@ def catalogue_sweep(catalogue: str | None = None, max_concurrent: int | None = N
     result = run_sweep(settings, starter, max_concurrent=max_concurrent)
     create_table_artifact(result.pop("status"), key=STATUS_ARTIFACT_KEY,
                           description=f"catalogue {settings.catalogue}: state of every title")
+    if not dry_run:
+        for path in remove_stale_temp(settings):
+            print(f"removed {path}, left by an interrupted write")
     for s in result["started"]:
         run = "(dry run: not started)" if dry_run else f"as run {s['run_id']}"
         print(f"start {s['title']} ({s['state']}: {s['reason']}) {run}")
@@ -235,6 +238,13 @@ def run_sweep(settings: Settings, starter: Starter | None, *, active: int | None
     held_rows = [_entry(t, state_of, waiting=held[t.id]) for t, _ in facts if t.id in held]
     return {"started": started, "skipped": skipped, "held": held_rows, "active": active,
             "max_concurrent": limit, "status": rows}
+
+
+def remove_stale_temp(settings: Settings) -> list[str]:
+    """Temp files of interrupted writes in a local store, older than REEL_TEMP_MAX_AGE_S, deleted (an S3
+    server drops incomplete multipart uploads by its own lifecycle rule: see docs/operations.md)."""
+    store = open_store(settings.store_config())
+    return store.remove_stale_temp(settings.temp_max_age_s) if isinstance(store, LocalStore) else []
 
 
 def _entry(title: Title, state_of: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     sweep_cron: str = Field("0 * * * *", description="cron schedule of the catalogue-sweep deployment (UTC)")
     sweep_max_concurrent: int = Field(2, ge=1, le=1000, description="most restore-title runs active at once "
                                                                     "(running or paused for review)")
+    temp_max_age_s: float = Field(24 * 3600.0, gt=0, description="the sweep deletes temp files of interrupted "
+                                                                 "writes in a local store once this old")
     sweep_retry_base_s: float = Field(900.0, ge=0, description="a failed title is retried by the sweep this "
                                                                "long after its failed run, doubling with each "
                                                                "failure in a row (at most a day)")

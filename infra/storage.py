@@ -492,6 +492,24 @@ class LocalStore:
                         keys.append(key)
         return sorted(keys)
 
+    def remove_stale_temp(self, older_than_s: float) -> list[str]:
+        """Delete the temp files of interrupted writes (`.tmp-*`, never objects) last modified more than
+        `older_than_s` ago; returns their paths relative to the root. A write still under way keeps
+        touching its temp file, so a threshold longer than any single write is safe."""
+        cutoff = time.time() - older_than_s
+        removed = []
+        with self._errors("clean", "*"):
+            for dirpath, _, filenames in os.walk(self.root):
+                for name in filenames:
+                    if not name.startswith(".tmp-"):
+                        continue
+                    path = Path(dirpath) / name
+                    with contextlib.suppress(FileNotFoundError):
+                        if path.lstat().st_mtime < cutoff and path.is_file() and not path.is_symlink():
+                            path.unlink()
+                            removed.append(path.relative_to(self.root).as_posix())
+        return sorted(removed)
+
     def delete(self, key: str) -> None:
         key = validate_key(key)
         with self._errors("delete", key):

@@ -6,6 +6,7 @@ import argparse
 import csv
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -262,7 +263,12 @@ def test_sweep_flow_publishes_the_status_artifact(tmp_path, local_store_env, tin
     calls = []
     monkeypatch.setattr(catalogue, "start_restore",
                         lambda title, deployment: calls.append((title.id, deployment)) or "fake-run")
+    leftover = local_store_env / "flow-a" / ".tmp-interrupted"  # a write killed a week ago
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (0, 0))
     result = catalogue_sweep(max_concurrent=count_active_restores() + 1)
+    assert not leftover.exists()
     assert calls == [("flow-a", RESTORE_DEPLOYMENT)]
     assert [s["title"] for s in result["started"]] == ["flow-a"] and "status" not in result
 

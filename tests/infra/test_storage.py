@@ -521,3 +521,20 @@ def test_storage_error_is_one_line():
     assert str(StorageError("a\nb\r\nc")) == "a b c"
     assert issubclass(ObjectNotFound, FileNotFoundError) and issubclass(ObjectNotFound, StorageError)
     assert issubclass(StorageError, RuntimeError)
+
+
+def test_local_store_removes_only_stale_temp_files_of_interrupted_writes(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.put_bytes("t/a/seg.mkv", b"payload")
+    stale = tmp_path / "store" / "t" / "a" / ".tmp-abc123"
+    fresh = tmp_path / "store" / "t" / "a" / ".tmp-def456"
+    lookalike = tmp_path / "store" / "t" / "a" / "tmp-not-temp"
+    for p in (stale, fresh, lookalike):
+        p.write_bytes(b"half a write")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    os.utime(lookalike, (old, old))
+    assert store.remove_stale_temp(3600) == ["t/a/.tmp-abc123"]
+    assert not stale.exists() and fresh.exists() and lookalike.exists()
+    assert store.get_bytes("t/a/seg.mkv") == b"payload" and store.list("t/") == ["t/a/seg.mkv"]
+    assert store.remove_stale_temp(3600) == []
