@@ -68,6 +68,8 @@ class TitleFacts(BaseModel):
     source_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     source_error: str | None = Field(None, description="missing, unreadable or refused by the sources policy")
     source_note: str | None = Field(None, description="why the source was not hashed (not an error)")
+    source_unseen: bool = Field(False, description="a remote source whose ETag/size/date match no ingest: it "
+                                                   "changed since it was fetched, or was never fetched")
     chain_hash: str | None = None
     recipe_error: str | None = None
     published: list[PublishedVersion] = Field(default_factory=list)
@@ -86,9 +88,10 @@ class TitleFacts(BaseModel):
 def current_version(facts: TitleFacts) -> PublishedVersion | None:
     """The newest published version made from the current source and recipe, if any.
 
-    With the source not hashed (a remote source), the recipe alone decides.
+    With the source not hashed (a remote source whose server gives no ETag or date), the recipe alone
+    decides; a remote source that changed since its ingest matches nothing.
     """
-    if facts.chain_hash is None:
+    if facts.chain_hash is None or facts.source_unseen:
         return None
     matches = [p for p in facts.published if p.chain_hash == facts.chain_hash
                and (facts.source_sha256 is None or p.source_sha256 == facts.source_sha256)]
@@ -200,6 +203,8 @@ def _problem(facts: TitleFacts) -> str | None:
 
 
 def _what_changed(facts: TitleFacts, version: PublishedVersion) -> str:
+    if facts.source_unseen:
+        return "a remote source that has changed since (its ETag, size or date differ from every ingest)"
     source = facts.source_sha256 is not None and version.source_sha256 != facts.source_sha256
     recipe = version.chain_hash != facts.chain_hash
     if source and recipe:

@@ -49,7 +49,7 @@ from catalog.titles import Title
 from flows.recipes import resolve_recipe
 from infra.catalogue_io import SourceChecksums, read_catalogue
 from infra.settings import Settings, load_settings
-from infra.sources import SourceError, check_source
+from infra.sources import SourceError, SourceNotFound, SourceRefused, SourceSpec, check_source, remote_identity
 from infra.storage import LocalStore, StorageError, Store, open_store
 
 RESTORE_FLOW = "restore-title"
@@ -105,20 +105,43 @@ def _status_row(title: Title, facts: TitleFacts) -> dict[str, Any]:
 
 
 def source_facts(source: str, settings: Settings, checksums: SourceChecksums) -> dict[str, str]:
-    """{"source_sha256"} for a readable local file, {"source_error"} when missing, unreadable or refused
-    by the sources policy, {"source_note"} for a remote source (not fetched here)."""
+    """{"source_sha256"} for a readable local file, or a remote one whose validators (ETag, size, date)
+    match an ingest's; {"source_error"} when missing, unreadable or refused by the sources policy;
+    {"source_note"} for a remote source that cannot be checked (plus "source_unseen" when it changed)."""
     try:
         spec = check_source(source, settings)
     except SourceError as e:
         return {"source_error": str(e)}
     if spec.kind != "local" or spec.path is None:
-        return {"source_note": REMOTE_SOURCE_NOTE}
+        return _remote_source_facts(spec, settings, checksums)
     try:
         return {"source_sha256": checksums.sha256(spec.path)}
     except StorageError:
         raise  # the checksum cache's store: not the source's fault
     except OSError as e:
         return {"source_error": f"source {spec.shown}: cannot read it ({e.strerror or type(e).__name__})"}
+
+
+def _remote_source_facts(spec: SourceSpec, settings: Settings, checksums: SourceChecksums) -> dict[str, Any]:
+    """A remote source is not fetched here: its validators (S3 stat / HTTP HEAD: ETag, size, date) are
+    compared with those recorded when an ingest fetched and hashed it."""
+    try:
+        identity = remote_identity(spec, settings)
+    except (SourceNotFound, SourceRefused) as e:
+        return {"source_error": str(e)}
+    except SourceError as e:
+        return {"source_note": f"{REMOTE_SOURCE_NOTE}; cannot check it now ({e})"}
+    if identity is None:
+        return {"source_note": f"{REMOTE_SOURCE_NOTE}; its server gives no ETag or date to compare"}
+    sha = checksums.remote_sha256(spec.remote_id, identity)
+    if sha is not None:
+        return {"source_sha256": sha}
+    return {"source_note": f"remote source {spec.shown} ({_shown_identity(identity)}) matches no ingest",
+            "source_unseen": True}
+
+
+def _shown_identity(identity: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in identity.items() if v is not None)
 
 
 def recipe_facts(recipe: str) -> dict[str, str]:

@@ -106,6 +106,26 @@ class SourceChecksums:
             self.store.put_bytes(key, json.dumps({**ident, "sha256": sha}).encode(), content_type="application/json")
         return sha
 
+    def _remote_key(self, source: str) -> str:
+        return f"{CHECKSUMS_PREFIX}/remote-{hashlib.sha256(source.encode()).hexdigest()[:32]}.json"
+
+    def remember_remote(self, source: str, identity: dict | None, sha256: str) -> None:
+        """Note that the remote `source`, while the server described it by `identity` (its ETag, size
+        and date at the time it was fetched), had this sha256. Nothing is noted without an identity."""
+        if identity:
+            self.store.put_bytes(self._remote_key(source),
+                                 json.dumps({"source": source, "identity": identity, "sha256": sha256}).encode(),
+                                 content_type="application/json")
+
+    def remote_sha256(self, source: str, identity: dict | None) -> str | None:
+        """sha256 of the remote `source` if it was fetched and hashed while it had this identity."""
+        cached = self._cached(self._remote_key(source)) if identity else None
+        if cached is None or cached.get("source") != source or cached.get("identity") != identity \
+                or not _SHA256.fullmatch(str(cached.get("sha256", ""))):
+            return None
+        self.reused += 1
+        return str(cached["sha256"])
+
     def _cached(self, key: str) -> dict | None:
         try:
             if not self.store.exists(key):

@@ -91,6 +91,15 @@ class SourceSpec:
     key: str | None = None  # s3
     url: str | None = None  # http
 
+    @property
+    def remote_id(self) -> str:
+        """The remote object this names (s3://bucket/key or the URL), for checksum records."""
+        if self.kind == "s3":
+            return f"s3://{self.bucket}/{self.key}"
+        if self.kind == "http" and self.url:
+            return self.url
+        raise ValueError(f"{self.shown} is not a remote source")
+
 
 @dataclass
 class ResolvedSource:
@@ -100,6 +109,9 @@ class ResolvedSource:
     name: str
     spec: SourceSpec
     _tmpdir: str | None = field(default=None, repr=False)
+    # for a remote source: the validators the server gave with the bytes (ETag, size, Last-Modified),
+    # which later tell whether the remote object is still the one that was hashed (see remote_identity)
+    identity: dict[str, Any] | None = None
 
     def cleanup(self) -> None:
         if self._tmpdir is not None:
@@ -274,9 +286,9 @@ def resolve_source(source: str, settings: Any) -> ResolvedSource:
     try:
         limit = int(getattr(settings, "source_max_bytes", 0) or 0) or None
         if spec.kind == "s3":
-            _fetch_s3(spec, settings, dest, limit)
+            resolved.identity = _fetch_s3(spec, settings, dest, limit)
         else:
-            _fetch_http(spec, dest, limit)
+            resolved.identity = _fetch_http(spec, dest, limit)
     except BaseException:
         resolved.cleanup()
         raise
@@ -294,7 +306,35 @@ def _copy(chunks: Any, dest: Path, limit: int | None, shown: str) -> int:
     return n
 
 
-def _fetch_s3(spec: SourceSpec, settings: Any, dest: Path, limit: int | None) -> None:
+def _identity(etag: Any, size: Any, last_modified: Any) -> dict[str, Any] | None:
+    """Validators of a remote object, or None when the server gives neither an ETag nor a date."""
+    etag = str(etag).strip() if etag else None
+    if hasattr(last_modified, "isoformat"):
+        when = last_modified.isoformat()
+    else:
+        when = str(last_modified) if last_modified else None
+    if not etag and not when:
+        return None
+    return {"etag": etag, "size": int(size) if size is not None and str(size).isdigit() else None,
+            "last_modified": when}
+
+
+def remote_identity(spec: SourceSpec, settings: Any) -> dict[str, Any] | None:
+    """The validators of a remote source now (S3 HEAD/stat, or HTTP HEAD), without fetching it; None
+    when the server gives none. SourceError subclasses as for fetching (missing, refused, unreachable)."""
+    if spec.kind == "s3":
+        return _s3_read(spec, settings, None, None)
+    if spec.kind == "http":
+        return _http_read(spec, None, None, method="HEAD")
+    raise ValueError(f"{spec.shown} is not a remote source")
+
+
+def _fetch_s3(spec: SourceSpec, settings: Any, dest: Path, limit: int | None) -> dict[str, Any] | None:
+    return _s3_read(spec, settings, dest, limit)
+
+
+def _s3_read(spec: SourceSpec, settings: Any, dest: Path | None, limit: int | None) -> dict[str, Any] | None:
+    """Stat the object (and copy it to `dest` unless that is None); its validators."""
     import urllib3
     from minio import Minio
     from minio.error import MinioException, S3Error
@@ -313,14 +353,20 @@ def _fetch_s3(spec: SourceSpec, settings: Any, dest: Path, limit: int | None) ->
     where = f"on the configured S3 endpoint {settings.s3_endpoint}"
     try:
         info = client.stat_object(spec.bucket, spec.key)
+        identity = _identity(info.etag, info.size, info.last_modified)
+        if dest is None:
+            return identity
         if limit is not None and info.size is not None and info.size > limit:
             raise SourceRefused(f"source {spec.shown} is larger than REEL_SOURCE_MAX_BYTES ({limit} bytes)")
-        response = client.get_object(spec.bucket, spec.key)
+        # the bytes must be the version just stat'ed: a replacement in between fails the read (412)
+        response = client.get_object(spec.bucket, spec.key,
+                                     request_headers={"If-Match": info.etag} if info.etag else None)
         try:
             _copy(response.stream(_CHUNK), dest, limit, spec.shown)
         finally:
             response.close()
             response.release_conn()
+        return identity
     except S3Error as exc:
         if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject") or (
             exc.response is not None and exc.response.status == 404
@@ -341,20 +387,30 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         raise SourceRefused(f"source {_shown(req.full_url)}: the server redirects (HTTP {code}); redirects are not followed")
 
 
-def _fetch_http(spec: SourceSpec, dest: Path, limit: int | None) -> None:
+def _fetch_http(spec: SourceSpec, dest: Path, limit: int | None) -> dict[str, Any] | None:
+    return _http_read(spec, dest, limit)
+
+
+def _http_read(spec: SourceSpec, dest: Path | None, limit: int | None, method: str = "GET") -> dict[str, Any] | None:
+    """GET the source into `dest` (or only HEAD it); the response's validators."""
     assert spec.url is not None
     # Only our handlers: no proxies (the connection goes to the allowed host itself), no redirects.
     opener = urllib.request.OpenerDirector()
     for handler in (urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(), _NoRedirect(),
                     urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
-    request = urllib.request.Request(spec.url, headers={"User-Agent": "reel-ingest", "Accept-Encoding": "identity"})
+    request = urllib.request.Request(spec.url, method=method,
+                                     headers={"User-Agent": "reel-ingest", "Accept-Encoding": "identity"})
     try:
         with contextlib.closing(opener.open(request, timeout=_NET_TIMEOUT_S)) as response:
             length = response.headers.get("Content-Length")
+            identity = _identity(response.headers.get("ETag"), length, response.headers.get("Last-Modified"))
+            if dest is None:
+                return identity
             if limit is not None and length and length.isdigit() and int(length) > limit:
                 raise SourceRefused(f"source {spec.shown} is larger than REEL_SOURCE_MAX_BYTES ({limit} bytes)")
             _copy(iter(lambda: response.read(_CHUNK), b""), dest, limit, spec.shown)
+            return identity
     except SourceError:
         raise
     except urllib.error.HTTPError as exc:

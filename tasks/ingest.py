@@ -13,6 +13,7 @@ from catalog.ids import validate_title_id
 from catalog.records import IngestRecord
 from infra.media import FFV1Writer, iter_frames, probe
 from infra.settings import Settings, load_settings
+from infra.catalogue_io import SourceChecksums
 from infra.sources import resolve_source
 from tasks.common import current_store, retry_transient, sha256_file
 
@@ -27,7 +28,11 @@ def ingest(source: str, title: str, force: bool = False) -> IngestRecord:
     # The sources policy comes before anything touches the source (or the store): allowed roots,
     # s3:// only on the configured endpoint, http(s) only from allow-listed hosts; remote ones copied here.
     with resolve_source(source, settings) as resolved:
-        return _ingest(resolved.path, resolved.name, title, settings, force)
+        record = _ingest(resolved.path, resolved.name, title, settings, force)
+        if resolved.identity:  # `reel catalogue status` can then tell whether the remote object changed
+            SourceChecksums(current_store()).remember_remote(resolved.spec.remote_id, resolved.identity,
+                                                             record.source_sha256)
+        return record
 
 
 def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: bool = False) -> IngestRecord:

@@ -166,6 +166,9 @@ STATE_CASES = [
     (_facts(source_note="remote", published=[OTHER_SOURCE]), "published", "remote source not re-hashed"),
     (_facts(source_note="remote", published=[OTHER_RECIPE]), "stale", "another recipe"),
     (_facts(source_note="remote"), "pending", "nothing published"),
+    # a remote source whose ETag/size/date match no ingest has changed since it was published
+    (_facts(source_note="remote", source_unseen=True, published=[OTHER_SOURCE]), "stale", "remote source that has changed"),
+    (_facts(source_note="remote", source_unseen=True), "pending", "nothing published"),
 ]
 
 

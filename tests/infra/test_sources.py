@@ -20,6 +20,7 @@ from infra.sources import (
     SourceNotFound,
     SourceRefused,
     check_source,
+    remote_identity,
     resolve_source,
 )
 from tests.s3server import moto_on_loopback
@@ -285,8 +286,25 @@ def test_refused_sources_create_nothing_in_the_flow_and_the_task(tmp_path, monke
 class _Handler(http.server.BaseHTTPRequestHandler):
     body = b"\x1aE\xdf\xa3" + bytes(range(256)) * 64
 
+    def do_HEAD(self):  # noqa: N802
+        if self.path in ("/film.mkv", "/plain.mkv"):
+            self._headers(200, len(self.body), etag=self.path == "/film.mkv")
+        else:
+            self._headers(404, 0)
+
+    def _headers(self, code, length, etag=False):
+        self.send_response(code)
+        self.send_header("Content-Length", str(length))
+        if etag:
+            self.send_header("ETag", '"film-v1"')
+            self.send_header("Last-Modified", "Wed, 25 Nov 2026 10:00:00 GMT")
+        self.end_headers()
+
     def do_GET(self):  # noqa: N802
         if self.path == "/film.mkv":
+            self._headers(200, len(self.body), etag=True)
+            self.wfile.write(self.body)
+        elif self.path == "/plain.mkv":
             self._send(200, self.body)
         elif self.path == "/moved.mkv":
             self.send_response(302)
@@ -323,6 +341,11 @@ def test_allowed_http_host_is_fetched_with_limits(http_host):
     with resolve_source(f"http://{http_host}/film.mkv", s) as r:
         assert r.name == "film.mkv" and r.path.suffix == ".mkv" and r.spec.kind == "http"
         assert r.path.read_bytes() == _Handler.body
+        assert r.identity == {"etag": '"film-v1"', "size": len(_Handler.body),
+                              "last_modified": "Wed, 25 Nov 2026 10:00:00 GMT"}
+        assert remote_identity(r.spec, s) == r.identity  # HEAD gives the same validators
+    with resolve_source(f"http://{http_host}/plain.mkv", s) as r:
+        assert r.identity is None and remote_identity(r.spec, s) is None  # a server with no validators
         folder = r.path.parent
     assert not folder.exists()  # the downloaded copy is removed after use
     with pytest.raises(SourceRefused, match="redirects are not followed"):
@@ -391,10 +414,25 @@ def test_ingest_takes_an_s3_source(s3_endpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("REEL_S3_ACCESS_KEY", "reel-test")
     monkeypatch.setenv("REEL_S3_SECRET_KEY", "reel-test-secret")
     monkeypatch.setenv("REEL_SOURCE_ROOTS", str(tmp_path / "nowhere"))  # roots limit local paths only
-    record = ingest.fn("s3://sources/incoming/reel one.mkv", "reel-one")
+    from flows.catalogue import source_facts
+    from infra.catalogue_io import SourceChecksums
+    from infra.settings import load_settings
+
+    source = "s3://sources/incoming/reel one.mkv"
+    checksums = SourceChecksums(current_store())
+    facts = source_facts(source, load_settings(), checksums)
+    assert facts["source_unseen"] and "matches no ingest" in facts["source_note"]  # never fetched yet
+    record = ingest.fn(source, "reel-one")
     assert record.source_name == "reel one.mkv" and record.frames == 6
     assert record.original_key.endswith(".mkv")
     assert current_store().get_bytes(record.original_key) == film.read_bytes()
+    # the ingest noted the object's ETag/size/date with the sha256: status knows the source without fetching it
+    assert source_facts(source, load_settings(), checksums) == {"source_sha256": record.source_sha256}
+    _put(client, "incoming/reel one.mkv", film.read_bytes() + b"\0")  # replaced by a new scan
+    facts = source_facts(source, load_settings(), checksums)
+    assert facts.get("source_unseen") and "source_sha256" not in facts
+    client.remove_object("sources", "incoming/reel one.mkv")
+    assert "no such object" in source_facts(source, load_settings(), checksums)["source_error"]
 
 
 def test_grade_reference_folders_follow_the_roots_policy(tmp_path):
