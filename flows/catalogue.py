@@ -49,7 +49,14 @@ from catalog.titles import Title
 from flows.recipes import resolve_recipe
 from infra.catalogue_io import SourceChecksums, read_catalogue
 from infra.settings import Settings, load_settings
-from infra.sources import SourceError, SourceNotFound, SourceRefused, SourceSpec, check_source, remote_identity
+from infra.sources import (
+    SourceError,
+    SourceNotFound,
+    SourceRefused,
+    SourceSpec,
+    check_source,
+    remote_identity,
+)
 from infra.storage import LocalStore, StorageError, Store, open_store
 
 RESTORE_FLOW = "restore-title"

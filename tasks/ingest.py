@@ -11,9 +11,9 @@ from prefect.cache_policies import NO_CACHE
 
 from catalog.ids import validate_title_id
 from catalog.records import IngestRecord
+from infra.catalogue_io import SourceChecksums
 from infra.media import FFV1Writer, iter_frames, probe
 from infra.settings import Settings, load_settings
-from infra.catalogue_io import SourceChecksums
 from infra.sources import resolve_source
 from tasks.common import current_store, retry_transient, sha256_file
 
