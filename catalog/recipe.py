@@ -30,7 +30,15 @@ class StageSpec(BaseModel):
 
     @model_validator(mode="after")
     def _known(self) -> StageSpec:
-        make_stage(self.name, self.params)  # raises ValueError on unknown stage or bad params
+        stage = make_stage(self.name, self.params)  # raises ValueError on unknown stage or bad params
+        factor = getattr(stage, "frame_factor", 1)
+        if factor != 1:
+            raise ValueError(
+                f"{self.name} with {factor} output frames per input frame changes the frame rate, which a "
+                f"title recipe does not do: masters keep the source's frames (QC compares them frame by "
+                f"frame, the sound stays in sync). Rebuilding damaged or repeated frames keeps the rate "
+                f"(factor=1); convert a published master with `reel stage {self.name} MASTER OUT "
+                f"--set factor={factor}`")
         return self
 
 

@@ -224,12 +224,22 @@ def _shot_statistics(stage: Any, src: Path, shots: Any, fps: Any, color: Any, de
 
 def run_stage_on_file(stage: Any, src: Path, out: Path, label: str) -> int:
     """Run one stage over a whole file (cut into pieces with halos), writing FFV1 16-bit (.mkv) or
-    ProRes (.mov) with the source's audio; a stage that needs shot statistics gets them per detected shot."""
+    ProRes (.mov) with the source's audio; a stage that needs shot statistics gets them per detected shot.
+
+    A stage with `frame_factor` k > 1 (frame interpolation) writes k times the frames at k times the
+    frame rate. For every temporal stage (context frames, or k > 1) the pieces end at detected cuts,
+    so no frame is restored or interpolated from another shot's frames."""
     from catalog.shots import plan_pieces, shot_table
     from infra.media import encode_master, iter_frames, probe
     from infra.settings import load_settings
     from models.clip import Clip
 
+    factor = int(getattr(stage, "frame_factor", 1))
+    if factor < 1:
+        raise ValueError(f"stage {label!r}: frame_factor must be >= 1, got {factor}")
+    if factor > 1 and stage.context_frames < 1:
+        raise ValueError(f"stage {label!r}: frame_factor {factor} needs context_frames >= 1 "
+                         "(the successor of each piece's last frame)")
     settings = load_settings()
     info = probe(src, timeout_s=settings.probe_timeout_s)
     v = info.video
@@ -238,10 +248,12 @@ def run_stage_on_file(stage: Any, src: Path, out: Path, label: str) -> int:
     codec = "prores" if out.suffix.lower() == ".mov" else "ffv1"
     total = v.frames or _count(src)
     bound: dict[int, dict] = {}
-    if stage.shot_analysis:
+    if stage.shot_analysis or factor > 1 or stage.context_frames > 0:
+        # temporal stages read neighbours: pieces end at cuts so no frame borrows from another shot
         found = detect_file_cuts(src)
         shots = shot_table(found["cuts"], total, v.fps)
-        bound = _shot_statistics(stage, src, shots, v.fps, v.color, depth)
+        if stage.shot_analysis:
+            bound = _shot_statistics(stage, src, shots, v.fps, v.color, depth)
     else:
         shots = shot_table([], total, v.fps)
     pieces = plan_pieces(shots, settings.piece_frames, stage.context_frames)
@@ -251,18 +263,23 @@ def run_stage_on_file(stage: Any, src: Path, out: Path, label: str) -> int:
         for piece, frames in _progress(windowed(iter_frames(src, depth=depth), pieces), len(pieces), label):
             clip = Clip.from_uint(frames, v.fps, piece.read_start, v.color)
             st = stage.bind(stats=bound[piece.shot]) if piece.shot in bound else stage
-            clip = st(clip).slice(piece.start - piece.read_start, piece.end - piece.read_start)
-            yield from clip.to_uint(np.uint16)
+            done = st(clip)
+            if done.num_frames != clip.num_frames * factor:
+                raise ValueError(f"stage {label!r} returned {done.num_frames} frames for {clip.num_frames} "
+                                 f"(frame_factor {factor})")
+            done = done.slice((piece.start - piece.read_start) * factor, (piece.end - piece.read_start) * factor)
+            yield from done.to_uint(np.uint16)
 
     tmp = out.with_name(f".{out.name}.partial")
     try:
-        written = encode_master(restored(), tmp, width=ow, height=oh, fps=v.fps, codec=codec,
+        written = encode_master(restored(), tmp, width=ow, height=oh, fps=v.fps * factor, codec=codec,
                                 audio_source=str(src) if info.audio else None)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, out)
-    print(f"{label}: {written} frames -> {out} ({ow}x{oh}, {codec})")
+    print(f"{label}: {written} frames -> {out} ({ow}x{oh}, {codec}"
+          + (f", {v.fps * factor} fps" if factor > 1 else "") + ")")
     return 0
 
 

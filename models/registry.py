@@ -9,14 +9,18 @@ from models.deflicker import Deflicker
 from models.denoise import Denoise
 from models.dust import Dust
 from models.grade import Grade
+from models.interpolate import Interpolate
 from models.scratch import Scratch
 from models.stabilise import Stabilise
 from models.stage import Stage
 from models.upscale import Upscale
 
-# in the order restorers apply them
+# in the order restorers apply them; interpolate comes after the defect stages (its flow and its
+# in-betweens need frames free of dust, scratches and flicker, which it would otherwise smear into
+# new frames) and before colour/grade (per-pixel, so they commute with it) and upscale (cheaper to
+# interpolate at the source size)
 STAGES: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (Stabilise, Deflicker, Dust, Scratch, Denoise, Colour, Grade, Upscale)
+    cls.name: cls for cls in (Stabilise, Deflicker, Dust, Scratch, Denoise, Interpolate, Colour, Grade, Upscale)
 }
 
 

@@ -10,6 +10,8 @@ class attributes tell the orchestrator what it needs to know:
 - `context_frames`: how many frames of temporal context the stage reads on
   each side of a frame. The chunker supplies that many halo frames (inside the
   same shot only) and drops them from the output.
+- `frame_factor`: output frames per input frame (1 unless the stage changes
+  the frame rate, as `interpolate` does); see the property.
 
 Some stages need data no chunk can see: a per-shot colour correction needs the
 whole shot's statistics, a grade needs the LUT learned from reference frames.
@@ -65,6 +67,19 @@ class Stage(ABC):
     def context_frames(self) -> int:
         """Frames of temporal context needed on each side (0 for spatial stages)."""
         return 0
+
+    @property
+    def frame_factor(self) -> int:
+        """Output frames per input frame (1 for all but frame-rate changers).
+
+        With factor k, `process` turns a clip of N frames into exactly k*N frames at k times the
+        frame rate: output frame k*i is derived from input frame i, frames k*i+1 .. k*i+k-1 lie
+        between input frames i and i+1 (or hold frame i where it has no successor); the returned
+        clip has fps k*fps and first_frame k*first_frame (output numbering). The orchestrator
+        plans pieces on input frames and keeps output frames (start - read_start)*k .. (end - read_start)*k.
+        A stage with k > 1 must read at least one frame of context (the successor of a piece's last frame).
+        """
+        return 1
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) of the output for an input of this size."""

@@ -74,3 +74,15 @@ def test_recipe_files_parse_and_bad_ones_say_why():
         parse_recipe("name: [", "yaml")
     with pytest.raises(ValueError, match="masters"):
         parse_recipe("name: x\nmasters: [ffv1, ffv1]\n", "yaml")
+
+
+def test_a_title_recipe_keeps_the_frame_rate_but_may_rebuild_frames():
+    with pytest.raises(ValueError, match=r"changes the frame rate.*reel stage interpolate MASTER OUT --set factor=2"):
+        parse_recipe("name: x\nstages: [{name: interpolate, params: {factor: 2}}]\n", "yaml")
+    with pytest.raises(ValueError, match="changes the frame rate"):  # the default factor is 2
+        parse_recipe("name: x\nstages: [dust, interpolate]\n", "yaml")
+    r = parse_recipe("name: x\nstages: [dust, {name: interpolate, params: {factor: 1, replace_duplicates: true, "
+                     "rebuild_frames: [12, 40]}}]\n", "yaml")
+    assert r.context_frames() > 0 and [s.name for s in r.build()] == ["dust", "interpolate"]
+    with pytest.raises(ValueError, match="changes the frame rate"):  # overrides are checked the same way
+        r.with_overrides({"interpolate": {"factor": 3}})

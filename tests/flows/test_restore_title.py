@@ -111,3 +111,26 @@ def test_bad_source_fails_cleanly_and_publishes_nothing(tmp_path, local_store_en
         run_restore(str(bad), "broken", "identity")
     store = current_store()
     assert store.list("published/") == [] and store.list("work/") == []
+
+
+def test_a_title_recipe_rebuilds_a_damaged_frame_and_keeps_the_rest(tiny_film, local_store_env, tmp_path):
+    """interpolate with factor 1 in a title: the named frame is rebuilt from its neighbours (across the
+    piece boundaries the flow cuts), every other frame passes through untouched."""
+    from fractions import Fraction as F
+
+    from models.clip import Clip
+    from models.interpolate import Interpolate
+
+    recipe = tmp_path / "rebuild.yaml"
+    recipe.write_text("name: rebuild\nstages: [{name: interpolate, params: {factor: 1, rebuild_frames: [5]}}]\n")
+    summary = run_restore(str(tiny_film["path"]), "tiny-rebuild", str(recipe))
+    master = _check_published(summary, tiny_film, tmp_path)
+    src = tiny_film["degraded"].astype(np.float32) / 255
+    others = [i for i in range(len(src)) if i != 5]
+    assert np.abs(master[others] - src[others]).max() < 1 / 255 / 2
+    shot = Clip(frames=src[:12], fps=F(24))  # frame 5 lies in the first shot (12 frames)
+    expected = Interpolate(factor=1, rebuild_frames=[5])(shot).frames[5]
+    assert np.abs(master[5] - expected).max() < 1 / 255  # 16-bit segments, 8-bit source
+    assert np.abs(master[5] - src[5]).mean() > 1e-3  # it was replaced
+    stage = summary["manifest"]["shots"][0]["stage_reports"]
+    assert any(r.get("stage") == "interpolate" and r.get("frames_rebuilt") == 1 for r in stage), stage
