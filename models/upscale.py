@@ -4,6 +4,17 @@ Aspect rule: pixels are square; the picture is scaled uniformly to the
 largest size that fits inside the target, with even dimensions (4:2:x
 delivery codecs need them). Nothing is cropped and no bars are added: the
 master keeps the film's own aspect ratio.
+
+Methods:
+- `lanczos`: OpenCV Lanczos-4 per frame.
+- `model`: a single-image super-resolution network (`models.sr_net`): Reel's
+  own default x2 model shipped with the package, or a checkpoint file named by
+  `checkpoint`. The network runs at its native factor (applied repeatedly when
+  the scale asks for more) in overlapping tiles; the result is then resampled
+  by area/Lanczos to the exact output size.
+- `diffusion`: a diffusers-based restoration (`models.sr_diffusion`) loaded
+  from the local directory `diffusion_model`, anchored to the source's low
+  frequencies and propagated along optical flow from frame to frame.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from models.clip import Clip
 from models.stage import Stage, StageParams
@@ -36,10 +47,37 @@ def _even(x: float) -> int:
     return max(2, 2 * round(x / 2))
 
 
+def resample(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize one (H, W, 3) float frame: area when shrinking, Lanczos-4 when enlarging."""
+    h, w = frame.shape[:2]
+    if (w, h) == (width, height):
+        return frame
+    shrink = width < w and height < h
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+
+
 class UpscaleParams(StageParams):
-    method: Literal["lanczos"] = Field("lanczos", description="resampling method")
+    method: Literal["lanczos", "model", "diffusion"] = Field(
+        "model", description="model (Reel's learned x2 SR, or `checkpoint`) | lanczos | diffusion")
     scale: float = Field(2.0, gt=0, le=16, description="scale factor (ignored when target is set)")
     target: str | None = Field(None, description="fit inside WxH or uhd/4k/dci4k/hd, aspect kept")
+    # method=model
+    checkpoint: str | None = Field(
+        None, description="model: SR checkpoint file (.safetensors/.pth/.pt); none = Reel's default x2 model")
+    tile: int = Field(256, ge=32, le=4096, description="model/diffusion: input tile side in pixels")
+    tile_overlap: int = Field(16, ge=0, le=256, description="model/diffusion: tile overlap, blended")
+    batch: int = Field(4, ge=1, le=64, description="model/diffusion: tiles per forward pass")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    half: bool = Field(True, description="half precision on GPU (CPU always runs float32)")
+    # method=diffusion
+    diffusion_model: str | None = Field(None, description="diffusion: local diffusers model directory")
+    steps: int = Field(20, ge=1, le=1000, description="diffusion: denoising steps")
+    strength: float = Field(0.5, gt=0, le=1, description="diffusion: how much of the schedule runs (img2img)")
+    seed: int = Field(0, ge=0, description="diffusion: noise seed (deterministic)")
+    temporal: bool = Field(True, description="diffusion: propagate the previous frame's latent along flow")
+    temporal_weight: float = Field(0.5, ge=0, le=1, description="diffusion: pull towards the warped previous frame")
+    anchor_sigma: float = Field(
+        2.0, ge=0, le=64, description="diffusion: low frequencies (Gaussian sigma, input px) kept from the source")
 
     @field_validator("target")
     @classmethod
@@ -48,12 +86,29 @@ class UpscaleParams(StageParams):
             parse_size(v)
         return v
 
+    @model_validator(mode="after")
+    def _check_method(self) -> UpscaleParams:
+        if self.method == "diffusion" and not self.diffusion_model:
+            raise ValueError("method=diffusion needs diffusion_model=<local diffusers model directory>")
+        if self.tile_overlap * 2 >= self.tile:
+            raise ValueError(f"tile_overlap ({self.tile_overlap}) must be less than half of tile ({self.tile})")
+        return self
+
+
+# frames of temporal context the diffusion stage warms its propagation up on, before a piece starts
+DIFFUSION_CONTEXT = 4
+
 
 class Upscale(Stage):
     name = "upscale"
-    version = "1"
-    description = "Resize by a scale or to fit a target such as 4K UHD (Lanczos)"
+    version = "2"
+    description = "Resize by a scale or to fit a target such as 4K UHD (Lanczos, a learned SR model, or diffusion)"
     Params = UpscaleParams
+
+    @property
+    def context_frames(self) -> int:
+        p = self.params
+        return DIFFUSION_CONTEXT if p.method == "diffusion" and p.temporal else 0
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         p = self.params
@@ -66,8 +121,23 @@ class Upscale(Stage):
 
     def process(self, clip: Clip) -> tuple[Clip, dict[str, Any]]:
         ow, oh = self.output_size(clip.width, clip.height)
+        p = self.params
+        report: dict[str, Any] = {"size": [ow, oh], "method": p.method}
+        if p.method == "lanczos":
+            frames = clip.frames
+        elif p.method == "model":
+            from models.sr_net import upscale_frames
+
+            frames, info = upscale_frames(clip.frames, min(ow / clip.width, oh / clip.height), p)
+            report.update(info)
+        else:
+            from models.sr_diffusion import diffusion_upscale
+
+            frames, info = diffusion_upscale(clip.frames, min(ow / clip.width, oh / clip.height), p,
+                                             first_frame=clip.first_frame)
+            report.update(info)
         out = np.empty((clip.num_frames, oh, ow, 3), dtype=np.float32)
-        for t, f in enumerate(clip.frames):
-            out[t] = cv2.resize(f, (ow, oh), interpolation=cv2.INTER_LANCZOS4)
+        for t, f in enumerate(frames):
+            out[t] = resample(f, ow, oh)
         np.clip(out, 0.0, 1.0, out=out)
-        return clip.with_frames(out), {"size": [ow, oh]}
+        return clip.with_frames(out), report

@@ -200,10 +200,24 @@ def test_cube_round_trip_and_layout():
     np.testing.assert_allclose(back, lut, atol=1e-6)
 
 
-def test_cube_agrees_with_colour_science(tmp_path):
+def _import_colour_science():
+    """colour-science, without the MagicMock it puts in sys.modules for a missing matplotlib (which
+    breaks later importers that probe for matplotlib, such as diffusers)."""
+    import sys
+    from unittest.mock import MagicMock
+
+    had = {k for k in sys.modules if k.split(".")[0] == "matplotlib"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import colour
+    for name in [k for k, v in sys.modules.items() if k.split(".")[0] == "matplotlib" and k not in had
+                 and isinstance(v, MagicMock)]:
+        del sys.modules[name]
+    return colour
+
+
+def test_cube_agrees_with_colour_science(tmp_path):
+    colour = _import_colour_science()
     lut = _lut_of(lambda x: BLEACH_WARM(YELLOW_FADE(x)), size=17)
     path = tmp_path / "grade.cube"
     path.write_text(write_cube(lut))
