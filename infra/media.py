@@ -38,10 +38,13 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from queue import Empty, Full, Queue
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -512,6 +515,56 @@ def iter_frames(path: str | os.PathLike, start: int = 0, count: int | None = Non
     """
     _check_decode_args(path, start, count, depth)
     return _decode(path, start, count, depth, [0])
+
+
+T = TypeVar("T")
+
+
+def prefetched(items: Iterator[T], depth: int = 8) -> Iterator[T]:
+    """Yield what `items` yields, produced by a thread that runs up to `depth` items ahead (decoding
+    overlaps with the consumer's work: PyAV releases the GIL). The producer's exception is raised in
+    the consumer, in order; closing the generator early stops the producer."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(("item", item), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("end", None))
+        except BaseException as exc:  # handed to the consumer
+            queue.put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="reel-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "end":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                queue.get_nowait()
+            except Empty:
+                pass
+            thread.join(timeout=0.05)
 
 
 def _check_decode_args(path: str | os.PathLike, start: int, count: int | None, depth: int) -> None:

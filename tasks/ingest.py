@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -12,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from catalog.ids import validate_title_id
 from catalog.records import IngestRecord
 from infra.catalogue_io import SourceChecksums
-from infra.media import FFV1Writer, iter_frames, probe
+from infra.media import FFV1Writer, iter_frames, prefetched, probe
 from infra.settings import Settings, load_settings
 from infra.sources import resolve_source
 from tasks.common import current_store, retry_transient, sha256_file
@@ -35,6 +37,9 @@ def ingest(source: str, title: str, force: bool = False) -> IngestRecord:
         return record
 
 
+PREFETCH_FRAMES = 8  # decoded frames held ahead of the encoder (memory: 8 frames)
+
+
 def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: bool = False) -> IngestRecord:
     store = current_store()
     info = probe(src, timeout_s=settings.probe_timeout_s, max_pixels=settings.max_source_pixels,
@@ -44,41 +49,55 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
     ext = Path(source_name).suffix.lower().lstrip(".")
     ext = ext if re.fullmatch(r"[a-z0-9]{1,8}", ext) else "bin"
     original_key = f"originals/{title}/{sha}.{ext}"
-    if not store.exists(original_key):
-        store.put_file(original_key, src)  # write-once copy of the untouched source
     prefix = f"work/{title}/{sha}"
     record_key = f"{prefix}/ingest.json"
     if not force and store.exists(record_key):
+        if not store.exists(original_key):
+            store.put_file(original_key, src)
         return IngestRecord.model_validate_json(store.get_bytes(record_key))
 
     v = info.video
     depth = 8 if v.bit_depth <= 8 else 16
     n = settings.chunk_frames
-    chunks: list[str] = []
     frames = 0
-    with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp:
+    # Ingest is one of the title's serial steps, so it keeps both cores busy: frames are decoded in a
+    # thread ahead of the encoder, and the original and each finished chunk are stored (copied and
+    # hashed) in another while the next chunk is encoded (PyAV and hashlib release the GIL).
+    with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-store") as storer:
+        jobs: list[tuple[Future[Any], FFV1Writer | None]] = []
+        if not store.exists(original_key):  # write-once copy of the untouched source
+            jobs.append((storer.submit(store.put_file, original_key, src), None))
+        chunks: list[str] = []
         writer: FFV1Writer | None = None
 
-        def finish(w: FFV1Writer) -> None:
+        def finish(w: FFV1Writer, key: str) -> None:
             w.close()
-            key = f"{prefix}/mezzanine/{len(chunks):05d}.mkv"
             store.put_file(key, w.path)
             Path(w.path).unlink()
-            chunks.append(key)
+
+        def hand_over(w: FFV1Writer) -> None:
+            chunks.append(f"{prefix}/mezzanine/{len(chunks):05d}.mkv")
+            jobs.append((storer.submit(finish, w, chunks[-1]), w))
 
         try:
-            for frame in iter_frames(src, depth=depth):
+            for frame in prefetched(iter_frames(src, depth=depth), PREFETCH_FRAMES):
                 if writer is None or writer.frames_written == n:
                     if writer is not None:
-                        finish(writer)
+                        hand_over(writer)
                     writer = FFV1Writer(Path(tmp) / f"{len(chunks):05d}.mkv", v.width, v.height, v.fps,
                                         depth=depth, color=v.color)
                 writer.write(frame)
                 frames += 1
             if writer is not None:
-                finish(writer)
+                hand_over(writer)
                 writer = None
+            for job, _ in jobs:
+                job.result()  # the first error (storage, encoder) is raised here
         finally:
+            for job, w in jobs:
+                if job.cancel() and w is not None:  # never started: its writer is still open
+                    w.close()
             if writer is not None:
                 writer.close()
     if frames == 0:

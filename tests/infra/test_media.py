@@ -471,3 +471,38 @@ def test_prores_master_of_an_odd_width_is_padded_with_its_edge(tmp_path, master_
     exact = tmp_path / "odd.mkv"
     encode_master(iter(frames), exact, width=W - 1, height=H, fps=FPS, codec="ffv1")
     assert probe(exact).video.width == W - 1
+
+
+def test_prefetched_keeps_order_raises_in_order_and_stops_when_closed():
+    import threading
+
+    from infra.media import prefetched
+
+    assert list(prefetched(iter(range(100)), 3)) == list(range(100))
+
+    def failing():
+        yield 1
+        yield 2
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for x in prefetched(failing(), 8):
+            got.append(x)
+    assert got == [1, 2]  # everything before the error arrives first
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    it = prefetched(endless(), 2)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    it.close()  # the consumer leaves early: the producer thread stops and closes its source
+    assert closed.wait(5)
