@@ -58,14 +58,18 @@ RECIPE = "defects"
 # --------------------------------------------------------------------------- process-tree RSS
 
 
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """{pid: (ppid, rss_kib)} of every live process."""
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, int, float]]:
+    """{pid: (ppid, rss_kib, cpu_s)} of every live process (cpu: user + system time so far)."""
     table = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             status = (d / "status").read_text()
+            stat = (d / "stat").read_text()
         except OSError:
             continue
         ppid = rss = 0
@@ -74,7 +78,9 @@ def _proc_table() -> dict[int, tuple[int, int]]:
                 ppid = int(line.split()[1])
             elif line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
-        table[int(d.name)] = (ppid, rss)
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3 of the man page
+        cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+        table[int(d.name)] = (ppid, rss, cpu)
     return table
 
 
@@ -101,6 +107,7 @@ class TreeSampler:
         self.root, self.interval = root_pid, interval
         self.peak_sum_kib = 0
         self.per_pid: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}
         self.roles: dict[int, str] = {}
         self.samples = 0
         self._stop = threading.Event()
@@ -118,7 +125,7 @@ class TreeSampler:
         while not self._stop.is_set():
             table = _proc_table()
             children: dict[int, list[int]] = {}
-            for pid, (ppid, _) in table.items():
+            for pid, (ppid, _, _) in table.items():
                 children.setdefault(ppid, []).append(pid)
             tree, todo = [], [self.root]
             while todo:
@@ -132,14 +139,18 @@ class TreeSampler:
                 if p not in self.roles:
                     self.roles[p] = _role(p)
                 self.per_pid[p] = max(self.per_pid.get(p, 0), table[p][1])
+                self.cpu[p] = table[p][2]  # the last sample before it exits (misses its last < 50 ms)
             self.samples += 1
             self._stop.wait(self.interval)
 
     def summary(self) -> dict[str, Any]:
         by_role: dict[str, list[float]] = {}
+        cpu_role: dict[str, float] = {}
         for pid, kib in self.per_pid.items():
             by_role.setdefault(self.roles.get(pid, "other"), []).append(round(kib / 1024, 1))
-        return {"peak_tree_sum_mib": round(self.peak_sum_kib / 1024, 1),
+            cpu_role[self.roles.get(pid, "other")] = cpu_role.get(self.roles.get(pid, "other"), 0.0) + self.cpu[pid]
+        return {"cpu_s_by_role": {k: round(v, 2) for k, v in sorted(cpu_role.items())},
+                "peak_tree_sum_mib": round(self.peak_sum_kib / 1024, 1),
                 "peak_per_process_mib": {k: sorted(v, reverse=True) for k, v in sorted(by_role.items())},
                 "largest_process_mib": round(max(self.per_pid.values(), default=0) / 1024, 1),
                 "processes": len(self.per_pid), "samples": self.samples}
@@ -431,13 +442,18 @@ def scaling_only(args: argparse.Namespace) -> None:
         film = synth(work / "film.mkv", args.size, args.shots, args.frames_per_shot)
         run_cli(film, work, "warmup", home, 1)
         runs: dict[str, list[float]] = {"w1": [], "w2": []}
+        detail: dict[str, list[dict[str, Any]]] = {"w1": [], "w2": []}
         for rep in range(args.reps):
             for key, workers in (("w1", 1), ("w2", 2)) if rep % 2 == 0 else (("w2", 2), ("w1", 1)):
-                runs[key].append(run_cli(film, work, f"{key}-{rep}", home, workers)["flow_s"])
-                print(f"rep {rep} {key}: flow {runs[key][-1]:.1f} s", flush=True)
+                r = run_cli(film, work, f"{key}-{rep}", home, workers)
+                runs[key].append(r["flow_s"])
+                detail[key].append({"task_s": r["task_s"], "cpu_s_by_role": r["rss"]["cpu_s_by_role"],
+                                    "cli_s": round(r["cli_s"], 2)})
+                print(f"rep {rep} {key}: flow {runs[key][-1]:.1f} s; cpu by process: {r['rss']['cpu_s_by_role']}; "
+                      f"task time: {r['task_s']}", flush=True)
     result = {"size": args.size, "frames": frames, "recipe": RECIPE, "flow_s_1_worker": runs["w1"],
               "flow_s_2_workers": runs["w2"], "speedup": round(med(runs["w1"]) / med(runs["w2"]), 3),
-              "goal_min": 1.5}
+              "goal_min": 1.5, "runs": detail}
     (out_dir / f"ops-scaling-{frames}.json").write_text(json.dumps(result, indent=2))
     print(f"{frames} frames {args.size}, {RECIPE}: 1 worker {med(runs['w1']):.1f} s, 2 workers "
           f"{med(runs['w2']):.1f} s, speed-up {result['speedup']} (goal >= 1.5)")

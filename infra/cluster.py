@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import dask
 from prefect_dask import DaskTaskRunner
 
 from infra.settings import Settings
+
+# Dask's nanny starts every worker with MALLOC_TRIM_THRESHOLD_=65536 (to hand freed memory back to
+# the OS sooner). Setting it at all turns off glibc's adaptive mmap threshold, so every frame-sized
+# temporary array is a fresh mmap whose pages fault in again: the defects chain ran 26 % slower in a
+# worker than in a plain process (8.3 vs 6.6 s on 48 frames, benchmarks/ops.py). Reel's workers keep
+# glibc's defaults; their peak memory is bounded by the piece size either way (checked by the memory
+# benchmark). The deploy image does the same for `dask worker` with infra/deploy/dask.yaml.
+WORKER_DASK_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+dask.config.set(WORKER_DASK_CONFIG)  # read by each Nanny when it starts, in this (the flow's) process
 
 
 def make_task_runner(settings: Settings) -> DaskTaskRunner:

@@ -345,6 +345,23 @@ def test_image_pins_agree():
     assert f"python:{sys.version_info.major}.{sys.version_info.minor}-slim" in dockerfile
 
 
+def test_image_workers_keep_glibc_malloc_defaults():
+    """The image's Dask config (infra/deploy/dask.yaml, copied to /etc/dask/) removes the nanny's
+    MALLOC_TRIM_THRESHOLD_ from the workers' environment, as infra/cluster.py does on a laptop."""
+    import dask
+    from distributed.nanny import _get_env_variables
+
+    key = "distributed.nanny.pre-spawn-environ"
+    shipped = yaml.safe_load((DEPLOY / "dask.yaml").read_text())
+    with dask.config.set({key: {"MALLOC_TRIM_THRESHOLD_": 65536, "OMP_NUM_THREADS": 1}}):
+        assert "MALLOC_TRIM_THRESHOLD_" in _get_env_variables(key)  # Dask's default does set it
+        merged = dask.config.update(copy.deepcopy(dask.config.get(key)), shipped["distributed"]["nanny"]["pre-spawn-environ"])
+        with dask.config.set({key: merged}):
+            env = _get_env_variables(key)
+    assert "MALLOC_TRIM_THRESHOLD_" not in env and env["OMP_NUM_THREADS"] == "1"
+    assert "COPY infra/deploy/dask.yaml /etc/dask/reel.yaml" in (DEPLOY / "Dockerfile").read_text()
+
+
 def test_the_commands_the_containers_run_exist_here():
     """`reel serve`, `prefect server start`, `dask scheduler`, `dask worker`, ...: `--help` succeeds."""
     commands = container_commands()
