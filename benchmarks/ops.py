@@ -179,12 +179,19 @@ def _flow_times(prefect_home: Path) -> dict[str, Any]:
             kind = re.sub(r"(-\d+)?(-part\d+)?(-[0-9a-f]{3})?$", "", name)  # restore-shot3-part1 -> restore-shot
             kind = re.sub(r"\d+$", "", kind).replace("restore-shot", "restore-piece")
             tasks[kind] = tasks.get(kind, 0.0) + t(e) - t(s)
+    spans: dict[str, list[float]] = {}  # per task kind: first start, last end (s after the flow's start)
+    for name, s, e in rows:
+        if s and e:
+            kind = re.sub(r"\d+$", "", re.sub(r"(-\d+)?(-part\d+)?(-[0-9a-f]{3})?$", "", name))
+            lo, hi = t(s) - t(start), t(e) - t(start)
+            old = spans.get(kind, [lo, hi])
+            spans[kind] = [round(min(old[0], lo), 2), round(max(old[1], hi), 2)]
     starts = {name: t(s) for name, s, _ in rows if s}
     first_dask = min((v for k, v in starts.items() if k.startswith(("shot-scores", "restore-shot"))), default=None)
     return {"flow_s": t(end) - t(start), "task_s": {k: round(v, 3) for k, v in sorted(tasks.items())},
             "untracked_s": round(t(end) - t(start) - sum(tasks.values()), 3),
             "flow_start_to_first_dask_task_s": round(first_dask - t(start), 3) if first_dask else None,
-            "task_runs": len(rows)}
+            "task_runs": len(rows), "timeline": dict(sorted(spans.items(), key=lambda kv: kv[1]))}
 
 
 def run_cli(film: Path, work: Path, name: str, prefect_home: Path, workers: int) -> dict[str, Any]:
@@ -238,7 +245,8 @@ def run_rerun_pair(film: Path, work: Path, name: str, prefect_home: Path, shot: 
 
 
 def plain_loop(src: Path, work: Path) -> dict[str, float]:
-    """Decode -> cuts -> pieces -> run_chain -> masters, no orchestration; seconds after imports, by phase."""
+    """Decode -> cuts -> pieces -> run_chain -> QC per shot -> masters, no orchestration; seconds after
+    imports, by phase."""
     import numpy as np
 
     from catalog.recipe import BUILTIN_RECIPES
@@ -248,33 +256,48 @@ def plain_loop(src: Path, work: Path) -> dict[str, float]:
     from infra.settings import load_settings
     from models.chain import run_chain
     from models.clip import Clip
+    from tasks.qc import measure_shot
 
     t0 = time.perf_counter()
     recipe = BUILTIN_RECIPES[RECIPE]
     info = probe(src)
     v = info.video
+    depth = 8 if v.bit_depth <= 8 else 16
     found = detect_file_cuts(src)
     shots = shot_table(found["cuts"], found["frames"], v.fps, found["transitions"])
     pieces = plan_pieces(shots, load_settings().piece_frames, recipe.context_frames())
     t_cuts = time.perf_counter()
     stages = recipe.build()
-    restored = work / "plain-restored.npy"  # the flow keeps segments on disk too; here one raw array
-    out = np.lib.format.open_memmap(restored, mode="w+", dtype=np.uint16,
-                                    shape=(found["frames"], v.height, v.width, 3))
-    for piece, frames in windowed(iter_frames(src, depth=8), pieces):
+    # the flow keeps source chunks and restored segments on disk too; here two raw arrays
+    shape = (found["frames"], v.height, v.width, 3)
+    source = np.lib.format.open_memmap(work / "plain-source.npy", mode="w+",
+                                       dtype=np.uint8 if depth == 8 else np.uint16, shape=shape)
+    out = np.lib.format.open_memmap(work / "plain-restored.npy", mode="w+", dtype=np.uint16, shape=shape)
+    reports: dict[int, list[dict[str, Any]]] = {}
+    for piece, frames in windowed(iter_frames(src, depth=depth), pieces):
+        a, b = piece.start - piece.read_start, piece.end - piece.read_start
+        source[piece.start:piece.end] = frames[a:b]
         clip = Clip.from_uint(frames, v.fps, piece.read_start, v.color)
-        res, _ = run_chain(stages, clip, piece.start - piece.read_start, piece.end - piece.read_start)
+        res, reps = run_chain(stages, clip, a, b)
         out[piece.start:piece.end] = res.to_uint(np.uint16)
-    out.flush()
+        reports.setdefault(piece.shot, []).extend(reps)
     t_chain = time.perf_counter()
+    for row in shots.itertuples(index=False):
+        start, end = int(row.start_frame), int(row.end_frame)
+        metrics, pictures = measure_shot(iter(source[start:end]), iter(out[start:end]), shot=int(row.shot),
+                                         start=start, end=end, bit_depth=depth,
+                                         reports=reports.get(int(row.shot), []))
+        (work / f"plain-qc-{int(row.shot)}.json").write_text(json.dumps(metrics))
+    t_qc = time.perf_counter()
     for codec in recipe.masters:
         encode_master(iter(out), work / f"plain-master-{codec}", width=v.width, height=v.height, fps=v.fps,
                       codec=codec, audio_source=str(src) if info.audio else None)
     t_end = time.perf_counter()
-    del out
-    restored.unlink()
+    del out, source
+    for name in ("plain-source.npy", "plain-restored.npy"):
+        (work / name).unlink()
     return {"total_s": t_end - t0, "probe_and_cuts_s": t_cuts - t0, "decode_and_chain_s": t_chain - t_cuts,
-            "masters_s": t_end - t_chain}
+            "qc_s": t_qc - t_chain, "masters_s": t_end - t_qc}
 
 
 def run_plain(film: Path, work: Path) -> dict[str, float]:
@@ -448,9 +471,9 @@ def scaling_only(args: argparse.Namespace) -> None:
                 r = run_cli(film, work, f"{key}-{rep}", home, workers)
                 runs[key].append(r["flow_s"])
                 detail[key].append({"task_s": r["task_s"], "cpu_s_by_role": r["rss"]["cpu_s_by_role"],
-                                    "cli_s": round(r["cli_s"], 2)})
+                                    "cli_s": round(r["cli_s"], 2), "timeline": r["timeline"]})
                 print(f"rep {rep} {key}: flow {runs[key][-1]:.1f} s; cpu by process: {r['rss']['cpu_s_by_role']}; "
-                      f"task time: {r['task_s']}", flush=True)
+                      f"task time: {r['task_s']}; first start, last end: {r['timeline']}", flush=True)
     result = {"size": args.size, "frames": frames, "recipe": RECIPE, "flow_s_1_worker": runs["w1"],
               "flow_s_2_workers": runs["w2"], "speedup": round(med(runs["w1"]) / med(runs["w2"]), 3),
               "goal_min": 1.5, "runs": detail}

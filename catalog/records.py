@@ -43,7 +43,8 @@ class IngestRecord(BaseModel):
 
 
 class SegmentRecord(BaseModel):
-    """One restored piece of a shot, stored as a lossless 16-bit segment."""
+    """One restored piece of a shot, stored as a lossless 16-bit segment (FFV1, encoded as the archival
+    master is: publishing copies its packets), with the same frames encoded for the other masters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     key: str
@@ -54,4 +55,7 @@ class SegmentRecord(BaseModel):
     width: int
     height: int
     reports: list[dict[str, Any]] = Field(default_factory=list, description="one small report per stage")
+    master_parts: dict[str, str] = Field(default_factory=dict,
+                                         description="codec -> key of these frames encoded for that master "
+                                                     "(every master but FFV1, whose part is the segment)")
     reused: bool = Field(False, description="true when an identical earlier output was found and kept")

@@ -1129,6 +1129,80 @@ def encode_master(frames: Iterable[np.ndarray], out_path: str | os.PathLike, *, 
     return count
 
 
+def master_part_codec(codec: str) -> bool:
+    """Whether masters of `codec` can be made from parts encoded separately (intra-only codecs)."""
+    if codec not in _MASTER_CODECS:
+        raise ValueError(f"codec must be one of {sorted(_MASTER_CODECS)}, got {codec!r}")
+    return _MASTER_CODECS[codec].intra_only
+
+
+def join_master(parts: Iterable[str | os.PathLike], out_path: str | os.PathLike, *, fps: Fraction, codec: str,
+                audio_source: str | os.PathLike | None = None) -> int:
+    """Join master parts into one master by copying their packets: no decoding, no re-encoding.
+
+    Each part is a run of consecutive frames encoded with `encode_master(..., codec=codec)` (or, for
+    "ffv1", a 16-bit `FFV1Writer` file: the same encoder settings). The codec is intra-only (every
+    packet is a key frame), so the joined packets are exactly those of one encode of all the frames.
+    Timestamps are renumbered (frame i at i / fps) and the stream is tagged as `encode_master` tags
+    it; audio as in `encode_master`. Every part must have the first part's codec, size, pixel format
+    and codec header; else MediaError, naming the part. Returns the frame count; on any failure
+    `out_path` is deleted.
+    """
+    if not master_part_codec(codec):
+        raise ValueError(f"{codec} masters cannot be joined from parts (not intra-only)")
+    spec = _MASTER_CODECS[codec]
+    parts = [Path(p) for p in parts]
+    if not parts:
+        raise ValueError("join_master got no parts")
+    fps = Fraction(fps)
+    if audio_source is not None:
+        _existing_file(audio_source)
+    for p in parts:
+        _existing_file(p)
+    tags = _ColorTags.for_output(spec.pix_fmt, None)
+    with contextlib.ExitStack() as cleanup:
+        container = cleanup.enter_context(_new_output(out_path, spec.container_format, f"{codec} master"))
+        video = None
+        first: tuple[Any, ...] | None = None
+        audio = None
+        count = 0
+        for part in parts:
+            with _open_input(part, str(part)) as source:
+                stream = _video_stream(source, str(part))
+                ctx = stream.codec_context
+                header = (ctx.name, ctx.width, ctx.height, ctx.format.name if ctx.format else None,
+                          bytes(ctx.extradata or b""))
+                if first is None:
+                    if ctx.name != spec.encoder.split("_")[0] and ctx.name != spec.encoder:
+                        raise MediaError(f"{str(part)!r} is {ctx.name}, not a {codec} master part")
+                    first = header
+                    video = container.add_stream_from_template(stream)
+                    video.codec_context.framerate = fps  # written as the track's frame duration
+                    video.time_base = 1 / fps
+                    tags.apply(video.codec_context)
+                    if audio_source is not None:
+                        audio = cleanup.enter_context(contextlib.closing(_AudioCarrier(audio_source, container)))
+                elif header != first:
+                    raise MediaError(f"{str(part)!r} was encoded differently from {str(parts[0])!r} "
+                                     f"({header[:4]} vs {first[:4]}): the parts cannot be joined")
+                for packet in source.demux(stream):
+                    if not packet.size:
+                        continue
+                    if not packet.is_keyframe:
+                        raise MediaError(f"{str(part)!r} has a frame that is not a key frame: not joinable")
+                    packet.stream = video
+                    packet.time_base = 1 / fps  # muxing rescales to the stream's time base
+                    packet.pts = packet.dts = count
+                    packet.duration = 1
+                    container.mux(packet)
+                    count += 1
+                    if audio:
+                        audio.mux_until(count / fps)
+        if audio:
+            audio.finish()
+    return count
+
+
 def _can_copy(container_format: str, stream: av.audio.stream.AudioStream) -> bool:
     """Whether `container_format` accepts this stream's packets as they are.
 

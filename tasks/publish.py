@@ -1,5 +1,6 @@
-"""Publish: join the restored segments in order, encode the masters, mux the original audio,
-copy the QC report, and write the manifest last (a conditional create: once per version)."""
+"""Publish: join the restored segments' master parts in order (packets copied, nothing re-encoded),
+mux the original audio, copy the QC report, and write the manifest last (a conditional create: once
+per version)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
-from infra.media import encode_master, iter_frames
+from infra.media import MediaError, encode_master, iter_frames, join_master
 from tasks.common import current_store, retry_transient, sha256_file, short_hash
 from tasks.qc import REPORT_HTML, published_qc_paths, render_report_html
 
@@ -122,33 +123,9 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
         tmpdir = Path(tmp)
         original = tmpdir / ("original" + Path(record.original_key).suffix)
         store.get_file(record.original_key, original)  # checksum verified
-        seg_paths = []
-        for i, seg in enumerate(segments):
-            p = tmpdir / f"seg{i:05d}.mkv"
-            store.get_file(seg.key, p)
-            seg_paths.append(p)
-        # the segments are decoded once and each master encoded in its own thread (FFmpeg releases the
-        # GIL): publish is the one serial step of a title
-        fan = FanOut(itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths),
-                     len(recipe.masters))
-
-        def encode(i: int) -> Path:
-            name = MASTER_FILES[recipe.masters[i]][0]
-            out = tmpdir / name
-            try:
-                count = encode_master(fan.reader(i), out, width=width, height=height, fps=Fraction(record.fps),
-                                      codec=recipe.masters[i],
-                                      audio_source=str(original) if record.audio_streams else None)
-            except BaseException:
-                fan.stop()  # the decoder and the other encoders give up instead of waiting on this one
-                raise
-            if count != record.frames:
-                raise RuntimeError(f"{name}: wrote {count} frames, expected {record.frames}")
-            return out
-
-        with ThreadPoolExecutor(max_workers=len(recipe.masters), thread_name_prefix="reel-master") as pool:
-            encoded = list(pool.map(encode, range(len(recipe.masters))))
-        for codec, out in zip(recipe.masters, encoded, strict=True):
+        encoded = _masters(store, record, recipe, segments, tmpdir, original, width, height)
+        for codec in recipe.masters:
+            out = encoded[codec]
             name, kind = MASTER_FILES[codec]
             sha = _put_output(store, f"{prefix}/{name}", written, path=out)
             outputs.append(OutputRecord(path=name, sha256=sha, size_bytes=out.stat().st_size, kind=kind,
@@ -189,6 +166,63 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
                           content_type="text/html; charset=utf-8")
         outputs.append(OutputRecord(path=REPORT_HTML, sha256=sha, size_bytes=len(page), kind="qc-report-html"))
     return qc_doc, grade_docs
+
+
+def _masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord], tmpdir: Path,
+             original: Path, width: int, height: int, join: bool = True) -> dict[str, Path]:
+    """The recipe's masters as files in `tmpdir`: joined from the pieces' parts by copying packets (the
+    workers encoded them, FFV1's part is the segment itself), or, for a codec whose parts do not join
+    (or with `join` off), encoded here from the decoded segments (from one decode, one thread each)."""
+    audio = str(original) if record.audio_streams else None
+    fps = Fraction(record.fps)
+    seg_paths = []
+    for i, seg in enumerate(segments):
+        p = tmpdir / f"seg{i:05d}.mkv"
+        store.get_file(seg.key, p)
+        seg_paths.append(p)
+    done: dict[str, Path] = {}
+    for codec in recipe.masters if join else []:
+        if codec == "ffv1":
+            parts, fetched = seg_paths, []
+        elif all(codec in s.master_parts for s in segments):
+            fetched = [tmpdir / f"part{i:05d}-{codec}" for i in range(len(segments))]
+            for seg, p in zip(segments, fetched, strict=True):
+                store.get_file(seg.master_parts[codec], p)
+            parts = fetched
+        else:  # not expected (restore-piece makes missing parts): encoded below
+            continue
+        out = tmpdir / MASTER_FILES[codec][0]
+        try:
+            count = join_master(parts, out, fps=fps, codec=codec, audio_source=audio)
+        except MediaError as e:  # parts from another FFmpeg build or settings: encode this master below
+            print(f"{record.title}: the {codec} master is encoded from the segments, its parts do not join ({e})")
+            continue
+        finally:
+            for p in fetched:
+                p.unlink(missing_ok=True)
+        if count != record.frames:
+            raise RuntimeError(f"{out.name}: joined {count} frames, expected {record.frames}")
+        done[codec] = out
+    rest = [c for c in recipe.masters if c not in done]
+    if rest:
+        fan = FanOut(itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths), len(rest))
+
+        def encode(i: int) -> Path:
+            name = MASTER_FILES[rest[i]][0]
+            out = tmpdir / name
+            try:
+                count = encode_master(fan.reader(i), out, width=width, height=height, fps=fps, codec=rest[i],
+                                      audio_source=audio)
+            except BaseException:
+                fan.stop()  # the decoder and the other encoders give up instead of waiting on this one
+                raise
+            if count != record.frames:
+                raise RuntimeError(f"{name}: wrote {count} frames, expected {record.frames}")
+            return out
+
+        with ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="reel-master") as pool:
+            done.update(zip(rest, pool.map(encode, range(len(rest))), strict=True))
+    return done
 
 
 def _put_output(store: Any, key: str, written: list[str], *, path: Path | None = None, data: bytes | None = None,

@@ -8,6 +8,7 @@ import json
 import posixpath
 import tempfile
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -173,8 +174,35 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
 
 def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot: int, start: int, end: int,
                   segments: list[SegmentRecord], grade_lut: np.ndarray | None = None) -> dict[str, Any]:
+    """Fetch the shot's segments and source frames, measure them, store the pictures."""
+    with tempfile.TemporaryDirectory(prefix="reel-qc-") as tmp:
+        paths = []
+        for i, seg in enumerate(segments):
+            p = Path(tmp) / f"seg{i}.mkv"
+            store.get_file(seg.key, p)
+            paths.append(p)
+        restored = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in paths)
+        reader = MezzanineReader(store, record, Path(tmp) / "mezz")
+        source = itertools.chain.from_iterable(reader.iter_blocks(start, end))
+        metrics, pictures = measure_shot(source, restored, shot=shot, start=start, end=end,
+                                         bit_depth=record.bit_depth,
+                                         reports=[rep for seg in segments for rep in seg.reports],
+                                         grade_lut=grade_lut)
+    for name, png in pictures.items():
+        image_key = f"{prefix}/shot{shot:04d}-{tag}-{name}.png"
+        store.put_bytes(image_key, png, content_type="image/png")
+        metrics["image_key" if name == "before-after" else "contact_sheet_key"] = image_key
+    return metrics
+
+
+def measure_shot(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], *, shot: int, start: int, end: int,
+                 bit_depth: int, reports: list[dict[str, Any]], grade_lut: np.ndarray | None = None
+                 ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """QC metrics of one shot from its source frames (uint8/uint16 as `bit_depth` says) and restored
+    frames (uint16), streamed in step, and its pictures as PNG bytes ({"before-after", "contact-sheet"}).
+    `reports`: the stage reports of the shot's pieces (dust, scratch and weave counts come from them)."""
     n = end - start
-    scale = np.float32(255.0 if record.bit_depth == 8 else 65535.0)
+    scale = np.float32(255.0 if bit_depth == 8 else 65535.0)
     step = max(1, n // SSIM_SAMPLES)
     middle = n // 2
     warp_ends = _evenly(1, n - 1, WARP_PAIRS)  # pairs (t - 1, t)
@@ -186,55 +214,46 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
     prev: tuple[np.ndarray, np.ndarray] | None = None
     picture = None
     repeats = DuplicateDetector()
-    with tempfile.TemporaryDirectory(prefix="reel-qc-") as tmp:
-        paths = []
-        for i, seg in enumerate(segments):
-            p = Path(tmp) / f"seg{i}.mkv"
-            store.get_file(seg.key, p)
-            paths.append(p)
-        restored = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in paths)
-        reader = MezzanineReader(store, record, Path(tmp) / "mezz")
-        source = itertools.chain.from_iterable(reader.iter_blocks(start, end))
-        for i, (s_u, r_u) in enumerate(zip(source, restored, strict=True)):
-            s = s_u.astype(np.float32) / scale
-            repeats.push(s)
-            r_full = r_u.astype(np.float32) / np.float32(65535.0)
-            r = cv2.resize(r_full, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_AREA) \
-                if r_full.shape != s.shape else r_full
-            if i == 0:  # sizes of the warping-error frames and the contact-sheet tiles
-                h, w = s.shape[:2]
-                ww, wh = min(w, WARP_MAX_WIDTH), max(8, round(h * min(w, WARP_MAX_WIDTH) / w))
-                sw, sh = sheet_tile_size(w, h, len(sheet_at))
-            means_src.append(float(luma(s).mean()))
-            means_res.append(float(luma(r).mean()))
-            rgb_src.append(s.reshape(-1, 3).mean(axis=0))
-            rgb_res.append(r.reshape(-1, 3).mean(axis=0))
-            psnrs.append(psnr(r, s))
-            if i % step == 0:
-                ssims.append(ssim_luma(r, s))
-                sharp_src.append(sharpness(s[None]))
-                sharp_res.append(sharpness(r[None]))
-                noise_src.append(noise_sigma(s))
-                noise_res.append(noise_sigma(r))
-                k = max(1, max(s.shape[:2]) // 160)
-                colour_change.append(float(delta_e00(r[::k, ::k], s[::k, ::k]).mean()))
-                if grade_lut is not None:  # how far the restored colour is from the source under the grade
-                    vs_grade.append(float(delta_e00(r[::k, ::k], apply_lut(grade_lut, s[::k, ::k])).mean()))
-            if i in warp_ends or i + 1 in warp_ends:
-                cur = (_shrink(s, ww, wh), _shrink(r, ww, wh))
-                if i in warp_ends and prev is not None:  # each on its own flow: the restored motion is
-                    warp_src.append(warping_error(np.stack([prev[0], cur[0]])))  # steadier than the source's
-                    warp_res.append(warping_error(np.stack([prev[1], cur[1]])))
-                prev = cur if i + 1 in warp_ends else None
-            if i in sheet_at:
-                sheet_frames.append(start + i)
-                sheet_src.append(_shrink(s, sw, sh))
-                sheet_res.append(_shrink(r, sw, sh))
-            if i == middle:
-                picture = before_after(s, r_full)
+    for i, (s_u, r_u) in enumerate(zip(source, restored, strict=True)):
+        s = s_u.astype(np.float32) / scale
+        repeats.push(s)
+        r_full = r_u.astype(np.float32) / np.float32(65535.0)
+        r = cv2.resize(r_full, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_AREA) \
+            if r_full.shape != s.shape else r_full
+        if i == 0:  # sizes of the warping-error frames and the contact-sheet tiles
+            h, w = s.shape[:2]
+            ww, wh = min(w, WARP_MAX_WIDTH), max(8, round(h * min(w, WARP_MAX_WIDTH) / w))
+            sw, sh = sheet_tile_size(w, h, len(sheet_at))
+        means_src.append(float(luma(s).mean()))
+        means_res.append(float(luma(r).mean()))
+        rgb_src.append(s.reshape(-1, 3).mean(axis=0))
+        rgb_res.append(r.reshape(-1, 3).mean(axis=0))
+        psnrs.append(psnr(r, s))
+        if i % step == 0:
+            ssims.append(ssim_luma(r, s))
+            sharp_src.append(sharpness(s[None]))
+            sharp_res.append(sharpness(r[None]))
+            noise_src.append(noise_sigma(s))
+            noise_res.append(noise_sigma(r))
+            k = max(1, max(s.shape[:2]) // 160)
+            colour_change.append(float(delta_e00(r[::k, ::k], s[::k, ::k]).mean()))
+            if grade_lut is not None:  # how far the restored colour is from the source under the grade
+                vs_grade.append(float(delta_e00(r[::k, ::k], apply_lut(grade_lut, s[::k, ::k])).mean()))
+        if i in warp_ends or i + 1 in warp_ends:
+            cur = (_shrink(s, ww, wh), _shrink(r, ww, wh))
+            if i in warp_ends and prev is not None:  # each on its own flow: the restored motion is
+                warp_src.append(warping_error(np.stack([prev[0], cur[0]])))  # steadier than the source's
+                warp_res.append(warping_error(np.stack([prev[1], cur[1]])))
+            prev = cur if i + 1 in warp_ends else None
+        if i in sheet_at:
+            sheet_frames.append(start + i)
+            sheet_src.append(_shrink(s, sw, sh))
+            sheet_res.append(_shrink(r, sw, sh))
+        if i == middle:
+            picture = before_after(s, r_full)
 
     def stage_reports(name: str) -> list[dict[str, Any]]:
-        return [rep for seg in segments for rep in seg.reports if rep.get("stage") == name]
+        return [rep for rep in reports if rep.get("stage") == name]
 
     dust = [c for rep in stage_reports("dust") for c in rep.get("dust_pixels", [])]
     scratch = [c for rep in stage_reports("scratch") for c in rep.get("pixels_per_frame", [])]
@@ -269,15 +288,14 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
         "sampled_frames": {"ssim": len(ssims), "warping_pairs": len(warp_res), "contact_sheet": sheet_frames},
     }
     assert picture is not None
+    pictures = {}
     for name, img in (("before-after", picture), ("contact-sheet", contact_sheet(sheet_frames, sheet_src,
                                                                                   sheet_res))):
-        image_key = f"{prefix}/shot{shot:04d}-{tag}-{name}.png"
         ok, png = cv2.imencode(".png", img)
         if not ok:
             raise RuntimeError(f"could not encode the {name} picture of shot {shot}")
-        store.put_bytes(image_key, png.tobytes(), content_type="image/png")
-        metrics["image_key" if name == "before-after" else "contact_sheet_key"] = image_key
-    return metrics
+        pictures[name] = png.tobytes()
+    return metrics, pictures
 
 
 TABLE_COLUMNS = ["shot", "start_frame", "end_frame", "verdict", "ssim_luma", "psnr_vs_source_db", "flicker_source",

@@ -1,4 +1,5 @@
-"""Restore one piece of a shot: read frames (with halo) from the mezzanine, run the recipe, store a segment."""
+"""Restore one piece of a shot: read frames (with halo) from the mezzanine, run the recipe, store a
+segment and the piece's parts of the masters (publishing joins them without re-encoding)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from catalog.shots import Piece
-from infra.media import FFV1Writer
+from infra.media import FFV1Writer, encode_master, iter_frames, master_part_codec
 from infra.mezzanine import MezzanineReader
 from models.chain import run_chain
 from models.clip import Clip, ColorInfo
@@ -47,7 +48,10 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
     key = segment_key(record, piece, recipe, bound)
     record_key = key.removesuffix(".mkv") + ".json"
     if not force and store.exists(record_key):  # written after the segment: its presence means the segment is complete
-        return store_record(store, record_key).model_copy(update={"reused": True})
+        seg = store_record(store, record_key)
+        if missing := part_codecs(recipe) - set(seg.master_parts):  # stored before the recipe asked for them
+            seg = add_master_parts(store, record, seg, missing, record_key)
+        return seg.model_copy(update={"reused": True})
 
     with tempfile.TemporaryDirectory(prefix="reel-restore-") as tmp:
         frames = MezzanineReader(store, record, Path(tmp) / "mezz").read(piece.read_start, piece.read_end)
@@ -57,11 +61,49 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
         out, reports = run_chain(bound_stages(recipe, bound), clip, piece.start - piece.read_start,
                                  piece.end - piece.read_start)
         path = Path(tmp) / "segment.mkv"
+        frames = out.to_uint()
         with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
-            writer.write(out.to_uint())
+            writer.write(frames)
         store.put_file(key, path)
+        parts = {codec: put_master_part(store, key, codec, frames, out.fps, Path(tmp))
+                 for codec in sorted(part_codecs(recipe))}
     seg = SegmentRecord(key=key, shot=piece.shot, part=piece.part, start=piece.start, end=piece.end,
-                        width=out.width, height=out.height, reports=reports)
+                        width=out.width, height=out.height, reports=reports, master_parts=parts)
+    store.put_bytes(record_key, seg.model_dump_json().encode())
+    return seg
+
+
+def part_codecs(recipe: Recipe) -> set[str]:
+    """The recipe's masters encoded piece by piece on the workers: all but FFV1 (the segment is its part)."""
+    return {c for c in recipe.masters if c != "ffv1" and master_part_codec(c)}
+
+
+def master_part_key(segment_key: str, codec: str) -> str:
+    return f"{segment_key.removesuffix('.mkv')}-{codec}{'.mov' if codec == 'prores' else '.mkv'}"
+
+
+def put_master_part(store: Any, segment_key: str, codec: str, frames: Any, fps: Fraction, tmp: Path) -> str:
+    """Encode the piece's frames for one master (no audio: publishing adds it) and store them."""
+    key = master_part_key(segment_key, codec)
+    path = tmp / f"part-{codec}"
+    height, width = frames.shape[1:3]
+    encode_master(iter(frames), path, width=width, height=height, fps=fps, codec=codec)
+    store.put_file(key, path)
+    return key
+
+
+def add_master_parts(store: Any, record: IngestRecord, seg: SegmentRecord, codecs: set[str],
+                     record_key: str) -> SegmentRecord:
+    """Encode missing master parts from a stored segment and record them."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="reel-parts-") as tmp:
+        path = Path(tmp) / "segment.mkv"
+        store.get_file(seg.key, path)
+        frames = np.stack(list(iter_frames(path, depth=16)))
+        parts = {**seg.master_parts, **{c: put_master_part(store, seg.key, c, frames, Fraction(record.fps),
+                                                           Path(tmp)) for c in sorted(codecs)}}
+    seg = seg.model_copy(update={"master_parts": parts, "reused": False})
     store.put_bytes(record_key, seg.model_dump_json().encode())
     return seg
 

@@ -23,6 +23,7 @@ from infra.media import (
     audio_packet_digests,
     count_frames,
     encode_master,
+    join_master,
     iter_frames,
     probe,
     read_frames,
@@ -471,6 +472,60 @@ def test_prores_master_of_an_odd_width_is_padded_with_its_edge(tmp_path, master_
     exact = tmp_path / "odd.mkv"
     encode_master(iter(frames), exact, width=W - 1, height=H, fps=FPS, codec="ffv1")
     assert probe(exact).video.width == W - 1
+
+
+def _packets(path: Path) -> list[tuple[str, int, bytes]]:
+    """(stream type, pts in its time base, payload) of every packet, in file order."""
+    with av.open(str(path)) as c:
+        return [(p.stream.type, p.pts, bytes(p)) for p in c.demux() if p.size]
+
+
+@pytest.mark.parametrize("codec", ["ffv1", "prores"])
+def test_join_master_equals_one_encode_of_all_frames(tmp_path, film, master_input, codec):
+    """Parts encoded piece by piece (FFV1: segments written by FFV1Writer, tagged with the source's
+    colour) and joined = one encode of all the frames: the same packets, timestamps, tags and audio."""
+    whole = tmp_path / f"whole-{codec}"
+    encode_master(iter(master_input), whole, width=W, height=H, fps=FPS, codec=codec, audio_source=film)
+    parts = []
+    for i, (a, b) in enumerate([(0, 2), (2, 3), (3, 6)]):
+        parts.append(tmp_path / f"part{i}")
+        if codec == "ffv1":
+            with FFV1Writer(parts[-1], W, H, FPS, depth=16,
+                            color=ColorInfo(primaries="bt470bg", transfer="smpte170m")) as w:
+                w.write(np.stack(master_input[a:b]))
+        else:
+            encode_master(iter(master_input[a:b]), parts[-1], width=W, height=H, fps=FPS, codec=codec)
+    joined = tmp_path / f"joined-{codec}"
+    assert join_master(parts, joined, fps=FPS, codec=codec, audio_source=film) == 6
+    assert _packets(joined) == _packets(whole)  # video and audio, interleaved the same way
+    a, b = probe(joined), probe(whole)
+    assert (a.video.frames, a.video.fps, a.video.pix_fmt, a.video.color) == (
+        b.video.frames, b.video.fps, b.video.pix_fmt, b.video.color)
+    assert a.audio == b.audio
+    assert np.array_equal(read_frames(joined, 0, 6, depth=16), read_frames(whole, 0, 6, depth=16))
+
+
+def test_join_master_refuses_parts_that_do_not_join(tmp_path, master_input):
+    ok = tmp_path / "ok"
+    encode_master(iter(master_input[:2]), ok, width=W, height=H, fps=FPS, codec="prores")
+    smaller = tmp_path / "smaller"
+    encode_master(iter(f[:, :-2] for f in master_input[2:4]), smaller, width=W - 2, height=H, fps=FPS,
+                  codec="prores")
+    out = tmp_path / "out.mov"
+    with pytest.raises(MediaError, match="encoded differently"):
+        join_master([ok, smaller], out, fps=FPS, codec="prores")
+    assert not out.exists()
+    with pytest.raises(MediaError, match="not a ffv1 master part"):
+        join_master([ok], out, fps=FPS, codec="ffv1")
+    with pytest.raises(ValueError, match="not intra-only"):
+        join_master([ok], out, fps=FPS, codec="hevc")
+    with pytest.raises(MediaError, match="no such file"):
+        join_master([ok, tmp_path / "missing"], out, fps=FPS, codec="prores")
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes(ok.read_bytes()[: ok.stat().st_size // 2])
+    with pytest.raises(MediaError):
+        join_master([ok, truncated], out, fps=FPS, codec="prores")
+    assert not out.exists()
 
 
 def test_prefetched_keeps_order_raises_in_order_and_stops_when_closed():
