@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 
 from catalog.ids import validate_title_id
@@ -21,7 +22,7 @@ from catalog.records import IngestRecord
 from catalog.review import RerunPlan, merge_overrides, overrides_doc
 from catalog.shots import plan_pieces
 from flows.recipes import resolve_recipe
-from infra.cluster import make_task_runner
+from infra.cluster import cluster_starting, make_task_runner
 from infra.prefect_api import shared_prefect_api
 from infra.settings import Settings, load_settings
 from infra.sources import check_source
@@ -65,8 +66,9 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
     if settings.dask_address:  # an external cluster's workers have their own settings
         check_worker_store(current_store().url)
 
-    record = ingest(source, title, force=plan.forces("ingest"))
-    grades = learn_grades(rec)
+    with cluster_starting(FlowRunContext.get().task_runner):  # the workers start while the source is ingested
+        record = ingest(source, title, force=plan.forces("ingest"))
+        grades = learn_grades(rec)
     if plan.is_plain and (done := find_published(record, rec, AUTO_REVIEW, grades)) is not None:
         print(f"{title}: already published as {done['version']}")
         return {"manifest": done, "shots": len(done["shots"]), "pieces_restored": 0,

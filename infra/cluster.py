@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import dask
 from prefect_dask import DaskTaskRunner
 
@@ -33,3 +38,27 @@ def make_task_runner(settings: Settings) -> DaskTaskRunner:
                     "OPENCV_FOR_THREADS_NUM": str(threads)},
         },
     )
+
+
+@contextmanager
+def cluster_starting(runner: Any) -> Iterator[None]:
+    """Start the flow's Dask cluster (prefect-dask starts it on first use) in a thread while the
+    body runs, e.g. the ingest in the flow's own process: the workers' start-up (about 2 s of
+    process spawning and imports) is then off the critical path. Waits for it at exit, so nothing
+    submits while the client is being made. A failure here is left for the first submit to raise."""
+    if not isinstance(runner, DaskTaskRunner) or getattr(runner, "_client", None) is not None:
+        yield
+        return
+
+    def start() -> None:
+        try:
+            runner.client  # noqa: B018 -- the property creates the cluster and the client
+        except Exception:  # raised again, with Prefect's logging, where the flow first submits
+            pass
+
+    thread = threading.Thread(target=start, name="reel-cluster-start", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()

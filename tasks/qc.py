@@ -7,8 +7,8 @@ import itertools
 import json
 import posixpath
 import tempfile
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 

@@ -60,3 +60,36 @@ def test_workers_with_another_store_are_refused_before_any_work(tiny_film, local
         with pytest.raises(ValueError, match="Dask workers use the store"):
             run_restore(str(tiny_film["path"]), "wrong-store", "identity")
     assert not (local_store_env / "work").exists() and not (elsewhere / "work").exists()
+
+
+def test_the_local_cluster_starts_while_the_flow_ingests():
+    """cluster_starting makes the runner's cluster in a thread during the block and waits for it; a
+    cluster that cannot start is left for the first submit to report; other runners are left alone."""
+    import threading
+
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from infra.cluster import cluster_starting
+
+    runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                            cluster_kwargs={"n_workers": 1, "threads_per_worker": 1, "processes": True,
+                                            "dashboard_address": None})
+    with runner:
+        with cluster_starting(runner):
+            assert any(t.name == "reel-cluster-start" for t in threading.enumerate())
+        assert runner._client is not None
+        assert len(runner.client.scheduler_info()["workers"]) == 1
+        with cluster_starting(runner):  # already started: no thread
+            assert not any(t.name == "reel-cluster-start" for t in threading.enumerate())
+
+    def refuse(**kwargs):
+        raise RuntimeError("no cluster today")
+
+    broken = DaskTaskRunner(cluster_class=refuse)
+    with broken:
+        with cluster_starting(broken):
+            pass
+        assert broken._client is None
+    with cluster_starting(ThreadPoolTaskRunner()):
+        assert not any(t.name == "reel-cluster-start" for t in threading.enumerate())
