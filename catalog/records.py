@@ -58,4 +58,7 @@ class SegmentRecord(BaseModel):
     master_parts: dict[str, str] = Field(default_factory=dict,
                                          description="codec -> key of these frames encoded for that master "
                                                      "(every master but FFV1, whose part is the segment)")
+    qc: dict[str, Any] | None = Field(None, description="QC numbers of the piece, measured while its frames "
+                                                         "were in memory (tasks.qc.measure_piece)")
+    qc_key: str | None = Field(None, description="key of the piece's QC pictures (.npz)")
     reused: bool = Field(False, description="true when an identical earlier output was found and kept")

@@ -139,7 +139,8 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
         shot = int(row.shot)
         shot_rec = rec.with_overrides(per_shot.get(shot, {}))
         one = shots[shots["shot"] == shot]
-        futures = [restore_piece.submit(record, p, shot_rec, bound[shot], force=shot in forced)
+        futures = [restore_piece.submit(record, p, shot_rec, bound[shot], force=shot in forced,
+                                        shot_frames=(int(row.start_frame), int(row.end_frame)))
                    for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
         pieces += futures
         checks[shot] = (futures, qc_shot.submit(record, rec, shot, int(row.start_frame), int(row.end_frame),

@@ -147,6 +147,23 @@ class DuplicateDetector:
         """Pair distances so far: element i compares frame i + 1 with frame i."""
         return list(self._dist)
 
+    @property
+    def shifts(self) -> list[tuple[float, float]]:
+        """The translation (dx, dy, source px) aligned away in each pair, as `distances`."""
+        return list(self._shifts)
+
+    @classmethod
+    def from_distances(cls, distances: list[float], shifts: list[tuple[float, float]], **kwargs: Any
+                       ) -> DuplicateDetector:
+        """A detector holding pair distances measured elsewhere (e.g. piece by piece, each piece
+        pushing the frame before it too), to decide over them all; `kwargs` as the constructor's."""
+        if len(distances) != len(shifts):
+            raise ValueError(f"{len(distances)} distances but {len(shifts)} shifts")
+        det = cls(**kwargs)
+        det._dist = [float(d) for d in distances]
+        det._shifts = [(float(x), float(y)) for x, y in shifts]
+        return det
+
     def results(self) -> list[dict[str, Any]]:
         """[{"frame", "of", "distance", "ratio", "shift"}] for each duplicate so far, in frame order.
 

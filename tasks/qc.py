@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 import itertools
 import json
 import posixpath
@@ -38,7 +39,7 @@ from models.metrics import (
 )
 from tasks.common import current_store, retry_transient, short_hash
 
-QC_VERSION = "5"
+QC_VERSION = "6"
 SSIM_SAMPLES = 12  # frames per shot measured with SSIM, sharpness, noise, colour change (cost bound);
 #                    PSNR and flicker use every frame
 WARP_PAIRS = 8  # consecutive frame pairs per shot measured for the warping error (two DIS flows each) ...
@@ -166,28 +167,32 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
     if not force and store.exists(key):
         metrics = json.loads(store.get_bytes(key))
     else:
-        metrics = _measure_shot(store, record, prefix, tag, shot, start, end, segments, grade_lut)
+        metrics = _measure_shot(store, record, prefix, tag, shot, start, end, segments, grade_lut, force)
         store.put_bytes(key, json.dumps(metrics).encode(), content_type="application/json")
     metrics["verdict"], metrics["reasons"] = qc_verdict(metrics, recipe.qc)
     return metrics
 
 
+def piece_qc_valid(seg: SegmentRecord, start: int, end: int) -> bool:
+    """Whether the segment carries QC measured by this QC version for the shot [start, end)."""
+    return bool(seg.qc and seg.qc_key and seg.qc.get("version") == QC_VERSION and seg.qc.get("shot") == [start, end])
+
+
 def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot: int, start: int, end: int,
-                  segments: list[SegmentRecord], grade_lut: np.ndarray | None = None) -> dict[str, Any]:
-    """Fetch the shot's segments and source frames, measure them, store the pictures."""
-    with tempfile.TemporaryDirectory(prefix="reel-qc-") as tmp:
-        paths = []
-        for i, seg in enumerate(segments):
-            p = Path(tmp) / f"seg{i}.mkv"
-            store.get_file(seg.key, p)
-            paths.append(p)
-        restored = itertools.chain.from_iterable(iter_frames(p, depth=16) for p in paths)
-        reader = MezzanineReader(store, record, Path(tmp) / "mezz")
-        source = itertools.chain.from_iterable(reader.iter_blocks(start, end))
-        metrics, pictures = measure_shot(source, restored, shot=shot, start=start, end=end,
-                                         bit_depth=record.bit_depth,
-                                         reports=[rep for seg in segments for rep in seg.reports],
-                                         grade_lut=grade_lut)
+                  segments: list[SegmentRecord], grade_lut: np.ndarray | None = None,
+                  force: bool = False) -> dict[str, Any]:
+    """The shot's metrics from its pieces' QC: measured by restore-piece while it had the frames, or
+    (pieces restored before, or `force`) measured now from the stored segment and source. Stores the
+    pictures."""
+    parts = []
+    for seg in sorted(segments, key=lambda x: (x.start, x.part)):
+        if not force and piece_qc_valid(seg, start, end):
+            with np.load(io.BytesIO(store.get_bytes(seg.qc_key))) as z:
+                parts.append((seg.qc, {k: z[k] for k in z.files}))
+        else:
+            parts.append(_measure_stored_piece(store, record, seg, start, end, grade_lut))
+    metrics, pictures = finish_shot(parts, shot=shot, start=start, end=end,
+                                    reports=[rep for seg in segments for rep in seg.reports])
     for name, png in pictures.items():
         image_key = f"{prefix}/shot{shot:04d}-{tag}-{name}.png"
         store.put_bytes(image_key, png, content_type="image/png")
@@ -195,62 +200,134 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
     return metrics
 
 
-def measure_shot(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], *, shot: int, start: int, end: int,
-                 bit_depth: int, reports: list[dict[str, Any]], grade_lut: np.ndarray | None = None
-                 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """QC metrics of one shot from its source frames (uint8/uint16 as `bit_depth` says) and restored
-    frames (uint16), streamed in step, and its pictures as PNG bytes ({"before-after", "contact-sheet"}).
-    `reports`: the stage reports of the shot's pieces (dust, scratch and weave counts come from them)."""
-    n = end - start
+def _measure_stored_piece(store: Any, record: IngestRecord, seg: SegmentRecord, start: int, end: int,
+                          grade_lut: np.ndarray | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    with tempfile.TemporaryDirectory(prefix="reel-qc-") as tmp:
+        path = Path(tmp) / "segment.mkv"
+        store.get_file(seg.key, path)
+        lo = seg.start - 1 if seg.start > start else seg.start
+        source = MezzanineReader(store, record, Path(tmp) / "mezz").read(lo, seg.end)
+        return measure_piece(source[seg.start - lo:], iter_frames(path, depth=16), shot_start=start, shot_end=end,
+                             start=seg.start, bit_depth=record.bit_depth, grade_lut=grade_lut,
+                             before=source[0] if lo < seg.start else None)
+
+
+def _sampling(n: int) -> tuple[int, int, set[int], set[int]]:
+    """(SSIM step, middle frame, warping-pair ends, contact-sheet frames) of a shot of n frames."""
+    return max(1, n // SSIM_SAMPLES), n // 2, _evenly(1, n - 1, WARP_PAIRS), _evenly(0, n - 1, SHEET_FRAMES)
+
+
+def measure_piece(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], *, shot_start: int, shot_end: int,
+                  start: int, bit_depth: int, grade_lut: np.ndarray | None = None,
+                  before: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """QC of one piece of a shot, from its source frames (uint8/uint16 as `bit_depth` says) and restored
+    frames (uint16) streamed in step, frames start, start + 1, ... of the shot [shot_start, shot_end).
+    `before`: the source frame start - 1 when start > shot_start (the repeated-frame test compares each
+    frame with the one before). The frames sampled for SSIM etc., warping pairs and the contact sheet
+    are chosen over the whole shot, so `finish_shot` over all its pieces measures the shot; a sampled
+    warping pair that would straddle two pieces is moved one frame later.
+
+    Returns (numbers, JSON-able; pictures: contact-sheet tiles of the sampled frames in the piece and,
+    in the piece holding the shot's middle frame, the before/after picture)."""
+    n = shot_end - shot_start
     scale = np.float32(255.0 if bit_depth == 8 else 65535.0)
-    step = max(1, n // SSIM_SAMPLES)
-    middle = n // 2
-    warp_ends = _evenly(1, n - 1, WARP_PAIRS)  # pairs (t - 1, t)
-    sheet_at = _evenly(0, n - 1, SHEET_FRAMES)
-    means_src, means_res, psnrs, ssims, sharp_src, sharp_res = [], [], [], [], [], []
-    vs_grade: list[float] = []
-    rgb_src, rgb_res, colour_change, noise_src, noise_res, warp_src, warp_res = [], [], [], [], [], [], []
+    step, middle, warp_ends, sheet_at = _sampling(n)
+    a = start - shot_start
+    out: dict[str, Any] = {k: [] for k in ("means_src", "means_res", "rgb_src", "rgb_res", "psnr", "ssim",
+                                           "sharp_src", "sharp_res", "noise_src", "noise_res", "colour_change",
+                                           "vs_grade", "warp_src", "warp_res")}
     sheet_frames, sheet_src, sheet_res = [], [], []
-    prev: tuple[np.ndarray, np.ndarray] | None = None
-    picture = None
+    pictures: dict[str, np.ndarray] = {}
     repeats = DuplicateDetector()
-    for i, (s_u, r_u) in enumerate(zip(source, restored, strict=True)):
+    if before is not None:
+        repeats.push(before)
+    ends: set[int] = set()  # warping pairs (t - 1, t) inside this piece
+    prev: tuple[np.ndarray, np.ndarray] | None = None
+    t = a
+    for t, (s_u, r_u) in enumerate(zip(source, restored, strict=True), start=a):
         s = s_u.astype(np.float32) / scale
         repeats.push(s)
         r_full = r_u.astype(np.float32) / np.float32(65535.0)
         r = cv2.resize(r_full, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_AREA) \
             if r_full.shape != s.shape else r_full
-        if i == 0:  # sizes of the warping-error frames and the contact-sheet tiles
+        if t == a:  # sizes of the warping-error frames and the contact-sheet tiles
             h, w = s.shape[:2]
             ww, wh = min(w, WARP_MAX_WIDTH), max(8, round(h * min(w, WARP_MAX_WIDTH) / w))
             sw, sh = sheet_tile_size(w, h, len(sheet_at))
-        means_src.append(float(luma(s).mean()))
-        means_res.append(float(luma(r).mean()))
-        rgb_src.append(s.reshape(-1, 3).mean(axis=0))
-        rgb_res.append(r.reshape(-1, 3).mean(axis=0))
-        psnrs.append(psnr(r, s))
-        if i % step == 0:
-            ssims.append(ssim_luma(r, s))
-            sharp_src.append(sharpness(s[None]))
-            sharp_res.append(sharpness(r[None]))
-            noise_src.append(noise_sigma(s))
-            noise_res.append(noise_sigma(r))
+            ends = {e for e in warp_ends if e > a} | ({a + 1} if a in warp_ends and a > 0 else set())
+        out["means_src"].append(float(luma(s).mean()))
+        out["means_res"].append(float(luma(r).mean()))
+        out["rgb_src"].append([float(v) for v in s.reshape(-1, 3).mean(axis=0)])
+        out["rgb_res"].append([float(v) for v in r.reshape(-1, 3).mean(axis=0)])
+        out["psnr"].append(float(psnr(r, s)))
+        if t % step == 0:
+            out["ssim"].append(float(ssim_luma(r, s)))
+            out["sharp_src"].append(float(sharpness(s[None])))
+            out["sharp_res"].append(float(sharpness(r[None])))
+            out["noise_src"].append(float(noise_sigma(s)))
+            out["noise_res"].append(float(noise_sigma(r)))
             k = max(1, max(s.shape[:2]) // 160)
-            colour_change.append(float(delta_e00(r[::k, ::k], s[::k, ::k]).mean()))
+            out["colour_change"].append(float(delta_e00(r[::k, ::k], s[::k, ::k]).mean()))
             if grade_lut is not None:  # how far the restored colour is from the source under the grade
-                vs_grade.append(float(delta_e00(r[::k, ::k], apply_lut(grade_lut, s[::k, ::k])).mean()))
-        if i in warp_ends or i + 1 in warp_ends:
+                out["vs_grade"].append(float(delta_e00(r[::k, ::k], apply_lut(grade_lut, s[::k, ::k])).mean()))
+        if t in ends or t + 1 in ends:
             cur = (_shrink(s, ww, wh), _shrink(r, ww, wh))
-            if i in warp_ends and prev is not None:  # each on its own flow: the restored motion is
-                warp_src.append(warping_error(np.stack([prev[0], cur[0]])))  # steadier than the source's
-                warp_res.append(warping_error(np.stack([prev[1], cur[1]])))
-            prev = cur if i + 1 in warp_ends else None
-        if i in sheet_at:
-            sheet_frames.append(start + i)
+            if t in ends and prev is not None:  # each on its own flow: the restored motion is
+                out["warp_src"].append(float(warping_error(np.stack([prev[0], cur[0]]))))  # steadier than the source's
+                out["warp_res"].append(float(warping_error(np.stack([prev[1], cur[1]]))))
+            prev = cur if t + 1 in ends else None
+        if t in sheet_at:
+            sheet_frames.append(shot_start + t)
             sheet_src.append(_shrink(s, sw, sh))
             sheet_res.append(_shrink(r, sw, sh))
-        if i == middle:
-            picture = before_after(s, r_full)
+        if t == middle:
+            pictures["before_after"] = before_after(s, r_full)
+    if not out["psnr"]:
+        raise ValueError(f"no frames to measure at frame {start}")
+    out.update(version=QC_VERSION, shot=[shot_start, shot_end], frames=[start, shot_start + t + 1],
+               pairs_from=start if before is not None else start + 1,
+               pairs=[[round(d, 6), round(dx, 4), round(dy, 4)]
+                      for d, (dx, dy) in zip(repeats.distances, repeats.shifts, strict=True)])
+    if sheet_frames:
+        to16 = np.float32(65535.0)
+        pictures.update(sheet_frames=np.array(sheet_frames, np.int64),
+                        sheet_src=np.rint(np.clip(np.stack(sheet_src), 0, 1) * to16).astype(np.uint16),
+                        sheet_res=np.rint(np.clip(np.stack(sheet_res), 0, 1) * to16).astype(np.uint16))
+    return out, pictures
+
+
+def pictures_bytes(pictures: dict[str, np.ndarray]) -> bytes:
+    """A piece's QC pictures as one .npz (stored next to its segment)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **pictures)
+    return buf.getvalue()
+
+
+def finish_shot(parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]], *, shot: int, start: int, end: int,
+                reports: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The shot's QC metrics and pictures (PNG bytes: "before-after", "contact-sheet") from the
+    `measure_piece` results of all its pieces. `reports`: the stage reports of its pieces (dust,
+    scratch and weave figures come from them)."""
+    parts = sorted(parts, key=lambda p: p[0]["frames"][0])
+    spans = [p[0]["frames"] for p in parts]
+    if spans[0][0] != start or spans[-1][1] != end or any(x[1] != y[0] for x, y in itertools.pairwise(spans)):
+        raise RuntimeError(f"the QC of shot {shot}'s pieces covers {spans}, not frames {start}..{end}")
+
+    def joined(name: str) -> list[Any]:
+        return [v for q, _ in parts for v in q[name]]
+
+    n = end - start
+    pairs = joined("pairs")
+    if parts[0][0]["pairs_from"] != start + 1 or len(pairs) != n - 1:
+        raise RuntimeError(f"shot {shot}: {len(pairs)} repeated-frame distances for {n} frames")
+    repeats = DuplicateDetector.from_distances([p[0] for p in pairs], [(p[1], p[2]) for p in pairs],
+                                               first_frame=start)
+    sheet_frames = [int(f) for _, pic in parts for f in pic.get("sheet_frames", [])]
+    sheet_src = [t.astype(np.float32) / 65535 for _, pic in parts for t in pic.get("sheet_src", [])]
+    sheet_res = [t.astype(np.float32) / 65535 for _, pic in parts for t in pic.get("sheet_res", [])]
+    picture = next((pic["before_after"] for _, pic in parts if "before_after" in pic), None)
+    if picture is None:
+        raise RuntimeError(f"shot {shot}: no piece holds the middle frame's before/after picture")
 
     def stage_reports(name: str) -> list[dict[str, Any]]:
         return [rep for rep in reports if rep.get("stage") == name]
@@ -259,24 +336,25 @@ def measure_shot(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], *
     scratch = [c for rep in stage_reports("scratch") for c in rep.get("pixels_per_frame", [])]
     shifts = [float(np.hypot(x, y)) for rep in stage_reports("stabilise")
               for x, y in zip(rep.get("dx", []), rep.get("dy", []), strict=True)]
-    warp_s, warp_r = _mean(warp_src, 5), _mean(warp_res, 5)
+    warp_s, warp_r = _mean(joined("warp_src"), 5), _mean(joined("warp_res"), 5)
+    vs_grade = joined("vs_grade")
     metrics = {
         "shot": shot, "start_frame": start, "end_frame": end, "frames": n,
-        "ssim_luma": round(float(np.mean(ssims)), 4),
-        "psnr_vs_source_db": round(float(np.mean(np.minimum(psnrs, 99.0))), 2),
-        "flicker_source": round(flicker_from_means(np.array(means_src)), 5),
-        "flicker_restored": round(flicker_from_means(np.array(means_res)), 5),
+        "ssim_luma": round(float(np.mean(joined("ssim"))), 4),
+        "psnr_vs_source_db": round(float(np.mean(np.minimum(joined("psnr"), 99.0))), 2),
+        "flicker_source": round(flicker_from_means(np.array(joined("means_src"))), 5),
+        "flicker_restored": round(flicker_from_means(np.array(joined("means_res"))), 5),
         # temporal consistency: mean |frame t - frame t-1 warped onto t| on up to WARP_PAIRS sampled pairs
         "warping_error_source": warp_s,
         "warping_error_restored": warp_r,
         "warping_error_ratio": round(warp_r / warp_s, 4) if warp_s and warp_r is not None else None,
-        "sharpness_source": round(float(np.mean(sharp_src)), 6),
-        "sharpness_restored": round(float(np.mean(sharp_res)), 6),
-        "noise_sigma_source": round(float(np.mean(noise_src)), 5),
-        "noise_sigma_restored": round(float(np.mean(noise_res)), 5),
-        "colour_jitter_source": round(colour_jitter(np.array(rgb_src)), 4),
-        "colour_jitter_restored": round(colour_jitter(np.array(rgb_res)), 4),
-        "colour_change_de00": round(float(np.mean(colour_change)), 3),
+        "sharpness_source": round(float(np.mean(joined("sharp_src"))), 6),
+        "sharpness_restored": round(float(np.mean(joined("sharp_res"))), 6),
+        "noise_sigma_source": round(float(np.mean(joined("noise_src"))), 5),
+        "noise_sigma_restored": round(float(np.mean(joined("noise_res"))), 5),
+        "colour_jitter_source": round(colour_jitter(np.array(joined("rgb_src"))), 4),
+        "colour_jitter_restored": round(colour_jitter(np.array(joined("rgb_res"))), 4),
+        "colour_change_de00": round(float(np.mean(joined("colour_change"))), 3),
         "colour_vs_grade_de00": round(float(np.mean(vs_grade)), 3) if vs_grade else None,
         "dust_pixels_filled": int(sum(dust)),
         "dust_frames": int(sum(c > 0 for c in dust)),
@@ -284,18 +362,18 @@ def measure_shot(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], *
         "scratch_frames": int(sum(c > 0 for c in scratch)),
         "weave_corrected_px_mean": round(float(np.mean(shifts)), 3) if shifts else 0.0,
         # repeated frames of the source (old transfers), as frame indices of the film
-        "duplicate_frames": [start + d["frame"] for d in repeats.results()],
-        "sampled_frames": {"ssim": len(ssims), "warping_pairs": len(warp_res), "contact_sheet": sheet_frames},
+        "duplicate_frames": [d["frame"] for d in repeats.results()],
+        "sampled_frames": {"ssim": len(joined("ssim")), "warping_pairs": len(joined("warp_res")),
+                           "contact_sheet": sheet_frames},
     }
-    assert picture is not None
-    pictures = {}
+    pngs = {}
     for name, img in (("before-after", picture), ("contact-sheet", contact_sheet(sheet_frames, sheet_src,
                                                                                   sheet_res))):
         ok, png = cv2.imencode(".png", img)
         if not ok:
             raise RuntimeError(f"could not encode the {name} picture of shot {shot}")
-        pictures[name] = png.tobytes()
-    return metrics, pictures
+        pngs[name] = png.tobytes()
+    return metrics, pngs
 
 
 TABLE_COLUMNS = ["shot", "start_frame", "end_frame", "verdict", "ssim_luma", "psnr_vs_source_db", "flicker_source",

@@ -19,7 +19,9 @@ from infra.mezzanine import MezzanineReader
 from models.chain import run_chain
 from models.clip import Clip, ColorInfo
 from models.stage import Stage
+from tasks.colour import shot_grade_lut
 from tasks.common import current_store, retry_transient, short_hash
+from tasks.qc import measure_piece, pictures_bytes
 
 
 def bound_stages(recipe: Recipe, bound: list[dict[str, Any]] | None) -> list[Stage]:
@@ -42,8 +44,11 @@ def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe,
 @task(name="restore-piece", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE, task_run_name="restore-shot{piece.shot}-part{piece.part}")
 def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
-                  bound: list[dict[str, Any]] | None = None, force: bool = False) -> SegmentRecord:
-    """The piece's restored segment: made now, or (unless `force`) an identical one made earlier."""
+                  bound: list[dict[str, Any]] | None = None, force: bool = False,
+                  shot_frames: tuple[int, int] | None = None) -> SegmentRecord:
+    """The piece's restored segment: made now, or (unless `force`) an identical one made earlier.
+    With `shot_frames` (its shot's start, end) the piece's QC is measured too, while the source and
+    restored frames are in memory (QC then only joins the pieces' numbers)."""
     store = current_store()
     key = segment_key(record, piece, recipe, bound)
     record_key = key.removesuffix(".mkv") + ".json"
@@ -54,12 +59,15 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
         return seg.model_copy(update={"reused": True})
 
     with tempfile.TemporaryDirectory(prefix="reel-restore-") as tmp:
-        frames = MezzanineReader(store, record, Path(tmp) / "mezz").read(piece.read_start, piece.read_end)
+        # QC's repeated-frame test compares the piece's first frame with the one before it
+        lo = piece.start - 1 if shot_frames and shot_frames[0] < piece.start == piece.read_start else piece.read_start
+        source = MezzanineReader(store, record, Path(tmp) / "mezz").read(lo, piece.read_end)
         color = ColorInfo(**{**record.color, "bit_depth": record.color.get("bit_depth", record.bit_depth)})
-        clip = Clip.from_uint(frames, Fraction(record.fps), first_frame=piece.read_start, color=color)
-        del frames
+        clip = Clip.from_uint(source[piece.read_start - lo:], Fraction(record.fps), first_frame=piece.read_start,
+                              color=color)
         out, reports = run_chain(bound_stages(recipe, bound), clip, piece.start - piece.read_start,
                                  piece.end - piece.read_start)
+        del clip
         path = Path(tmp) / "segment.mkv"
         frames = out.to_uint()
         with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
@@ -67,8 +75,17 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
         store.put_file(key, path)
         parts = {codec: put_master_part(store, key, codec, frames, out.fps, Path(tmp))
                  for codec in sorted(part_codecs(recipe))}
+        qc, qc_key = None, None
+        if shot_frames:
+            qc, pictures = measure_piece(source[piece.start - lo:piece.end - lo], frames, shot_start=shot_frames[0],
+                                         shot_end=shot_frames[1], start=piece.start, bit_depth=record.bit_depth,
+                                         grade_lut=shot_grade_lut(recipe, bound),
+                                         before=source[piece.start - 1 - lo] if piece.start > shot_frames[0] else None)
+            qc_key = key.removesuffix(".mkv") + f"-qc-v{qc['version']}.npz"
+            store.put_bytes(qc_key, pictures_bytes(pictures))
     seg = SegmentRecord(key=key, shot=piece.shot, part=piece.part, start=piece.start, end=piece.end,
-                        width=out.width, height=out.height, reports=reports, master_parts=parts)
+                        width=out.width, height=out.height, reports=reports, master_parts=parts, qc=qc,
+                        qc_key=qc_key)
     store.put_bytes(record_key, seg.model_dump_json().encode())
     return seg
 

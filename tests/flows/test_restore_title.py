@@ -138,9 +138,10 @@ def test_a_title_recipe_rebuilds_a_damaged_frame_and_keeps_the_rest(tiny_film, l
 
 def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(tiny_film, local_store_env, tmp_path):
     """Workers encode each piece for every master (FFV1: the segment itself) and publish joins the
-    parts by copying packets. A store from before master parts (records without them, no part
-    objects) gets them made on reuse, and the masters come out bit-identical. Publish's own encode
-    (for parts that do not join) gives the same packets too."""
+    parts by copying packets; they measure each piece's QC too. A store from before master parts and
+    piece QC (records without them, no part objects, no QC cache) gets the parts made on reuse and
+    the QC measured from the stored segments: the masters come out bit-identical, the QC the same.
+    Publish's own encode (for parts that do not join) gives the same packets too."""
     import re
 
     import av
@@ -148,6 +149,7 @@ def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(ti
     from catalog.recipe import BUILTIN_RECIPES
     from catalog.records import IngestRecord, SegmentRecord
     from tasks.publish import _masters
+    from tasks.qc import QC_VERSION
 
     first = run_restore(str(tiny_film["path"]), "tiny-parts", "identity")
     store = current_store()
@@ -158,17 +160,22 @@ def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(ti
     segs = [SegmentRecord.model_validate_json(store.get_bytes(k)) for k in records]
     assert len(segs) == first["pieces_restored"]
     assert all(set(s.master_parts) == {"prores"} and store.exists(s.master_parts["prores"]) for s in segs)
+    assert all(s.qc and s.qc["version"] == QC_VERSION and store.exists(s.qc_key) for s in segs)
+    qc_first = json.loads(store.get_bytes(f"{prefix}/qc.json"))["shots"]
 
     for key, seg in zip(records, segs, strict=True):  # as an older Reel left it: no parts, nothing published
         store.delete(seg.master_parts["prores"])
-        store.put_bytes(key, seg.model_copy(update={"master_parts": {}}).model_dump_json().encode())
-    for key in store.list(prefix + "/"):
+        store.delete(seg.qc_key)
+        store.put_bytes(key, seg.model_copy(update={"master_parts": {}, "qc": None, "qc_key": None})
+                        .model_dump_json().encode())
+    for key in store.list(prefix + "/") + [k for k in store.list("work/tiny-parts/") if f"/qc-v{QC_VERSION}/" in k]:
         store.delete(key)
     again = run_restore(str(tiny_film["path"]), "tiny-parts", "identity")
     assert again["pieces_restored"] == 0 and again["manifest"]["version"] == first["manifest"]["version"]
     assert {o["path"]: o["sha256"] for o in again["manifest"]["outputs"] if o["path"] in masters} == masters
     assert all(set(SegmentRecord.model_validate_json(store.get_bytes(k)).master_parts) == {"prores"}
                for k in records)
+    assert json.loads(store.get_bytes(f"{prefix}/qc.json"))["shots"] == qc_first  # measured from storage now
 
     # publish's fallback: no parts -> both masters encoded from the decoded segments, same packets
     record = IngestRecord.model_validate_json(store.get_bytes(

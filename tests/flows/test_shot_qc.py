@@ -68,7 +68,7 @@ def test_qc_report_of_a_real_restore(tiny_film, local_store_env, tmp_path):
 
     # qc.json: every shot, each with >= 6 numeric metrics (the new ones included)
     qc = json.loads((out / "qc.json").read_text())
-    assert qc["qc_version"] == "5" and len(qc["shots"]) == n_shots
+    assert qc["qc_version"] == "6" and len(qc["shots"]) == n_shots
     for s in qc["shots"]:
         numeric = [m for m in METRICS if isinstance(s.get(m), int | float) and math.isfinite(s[m])]
         assert len(numeric) >= 6 and set(numeric) == set(METRICS), s
