@@ -262,6 +262,38 @@ def score_rows(feats: Sequence[FrameFeatures], first: int, count: int) -> np.nda
     return out
 
 
+class StreamingScores:
+    """Score rows of a film's frames pushed one by one in order: each row is made as soon as the
+    `HEAL` frames after it are in, from a window of `HEAL` + 2 frames' features (memory does not grow
+    with the film; the rows do, ROW_WIDTH float32 each). Equal to `score_rows` over the whole film."""
+
+    def __init__(self) -> None:
+        self._window: list[FrameFeatures] = []  # features of frames next - 1 .. pushed - 1
+        self._next = 0  # the next frame to get its row
+        self._pushed = 0
+        self._rows: list[np.ndarray] = []
+
+    def push(self, frame: np.ndarray) -> None:
+        """Add the next frame (as `frame_features` takes it)."""
+        self._window.append(frame_features(frame))
+        self._pushed += 1
+        if self._pushed - self._next > HEAL:
+            self._emit()
+
+    def _emit(self) -> None:
+        first = 1 if self._next > 0 else 0  # window[0] is frame next - 1, except at the film's start
+        self._rows.append(score_rows(self._window, first, 1)[0])
+        self._next += 1
+        if first:
+            self._window.pop(0)
+
+    def finish(self) -> np.ndarray:
+        """(frames, ROW_WIDTH) rows of every frame pushed (the last ones with the film's end in their window)."""
+        while self._next < self._pushed:
+            self._emit()
+        return np.stack(self._rows) if self._rows else np.zeros((0, ROW_WIDTH), np.float32)
+
+
 def pair_scores(signatures: np.ndarray, first: int, count: int) -> np.ndarray:
     """The cut columns only, from bare signatures: (count, 1 + HEAL), as `score_rows` columns 0..HEAL."""
     out = np.full((count, 1 + HEAL), np.nan, dtype=np.float32)

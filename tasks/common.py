@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 from pathlib import Path
@@ -60,3 +61,15 @@ def check_worker_store(flow_store_url: str) -> None:
     if seen != flow_store_url:
         raise ValueError(f"the Dask workers use the store {seen} but this flow uses {flow_store_url}: give them "
                          "the same REEL_STORE (and S3 settings)")
+
+
+def release_memory() -> None:
+    """Give the heap memory freed by a finished piece back to the OS (glibc `malloc_trim`).
+
+    Workers keep glibc's adaptive malloc (see infra/cluster.py), which keeps freed frame-sized
+    blocks for reuse; trimming once per task keeps a worker's resident memory from creeping up over
+    a long film at the cost of faulting pages in once per task. A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

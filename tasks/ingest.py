@@ -1,9 +1,11 @@
-"""Ingest: validate the source, keep the original untouched, cut frame-exact FFV1 mezzanine chunks."""
+"""Ingest: validate the source, keep the original untouched, cut frame-exact FFV1 mezzanine chunks,
+and detect the shots from the same decode."""
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from infra.catalogue_io import SourceChecksums
 from infra.media import FFV1Writer, iter_frames, prefetched, probe
 from infra.settings import Settings, load_settings
 from infra.sources import resolve_source
+from models.shots import StreamingScores
 from tasks.common import current_store, retry_transient, sha256_file
+from tasks.shots import store_shot_table
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
@@ -63,8 +67,13 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
     # Ingest is one of the title's serial steps, so it keeps both cores busy: frames are decoded in a
     # thread ahead of the encoder, and the original and each finished chunk are stored (copied and
     # hashed) in another while the next chunk is encoded (PyAV and hashlib release the GIL).
+    # The shot detector's score rows are made here too, from the frames as they are decoded (one
+    # decode of the source for both; the chunk tasks of tasks.shots would decode the mezzanine again).
+    scores = StreamingScores()
+    scoring: deque[Future[Any]] = deque()
     with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-store") as storer:
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-store") as storer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-shots") as scorer_thread:
         jobs: list[tuple[Future[Any], FFV1Writer | None]] = []
         if not store.exists(original_key):  # write-once copy of the untouched source
             jobs.append((storer.submit(store.put_file, original_key, src), None))
@@ -88,13 +97,20 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
                     writer = FFV1Writer(Path(tmp) / f"{len(chunks):05d}.mkv", v.width, v.height, v.fps,
                                         depth=depth, color=v.color)
                 writer.write(frame)
+                scoring.append(scorer_thread.submit(scores.push, frame))
+                if len(scoring) > PREFETCH_FRAMES:  # at most this many frames wait for the scorer
+                    scoring.popleft().result()
                 frames += 1
             if writer is not None:
                 hand_over(writer)
                 writer = None
             for job, _ in jobs:
                 job.result()  # the first error (storage, encoder) is raised here
+            while scoring:
+                scoring.popleft().result()
         finally:
+            for job in scoring:
+                job.cancel()
             for job, w in jobs:
                 if job.cancel() and w is not None:  # never started: its writer is still open
                     w.close()
@@ -108,5 +124,6 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
         width=v.width, height=v.height, bit_depth=depth, color=vars(v.color), chunk_frames=n,
         chunks=chunks, audio_streams=len(info.audio), probe=info.to_dict(),
     )
-    store.put_bytes(record_key, record.model_dump_json().encode())
+    store_shot_table(store, record, scores.finish())
+    store.put_bytes(record_key, record.model_dump_json().encode())  # last: the ingest is complete
     return record

@@ -20,7 +20,7 @@ from models.chain import run_chain
 from models.clip import Clip, ColorInfo
 from models.stage import Stage
 from tasks.colour import shot_grade_lut
-from tasks.common import current_store, retry_transient, short_hash
+from tasks.common import current_store, release_memory, retry_transient, short_hash
 from tasks.qc import measure_piece, pictures_bytes
 
 
@@ -87,6 +87,8 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
                         width=out.width, height=out.height, reports=reports, master_parts=parts, qc=qc,
                         qc_key=qc_key)
     store.put_bytes(record_key, seg.model_dump_json().encode())
+    del source, out, frames
+    release_memory()
     return seg
 
 

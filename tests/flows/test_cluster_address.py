@@ -80,6 +80,13 @@ def test_the_local_cluster_starts_while_the_flow_ingests():
             assert any(t.name == "reel-cluster-start" for t in threading.enumerate())
         assert runner._client is not None
         assert len(runner.client.scheduler_info()["workers"]) == 1
+
+        def imported() -> bool:
+            import sys
+
+            return all(name in sys.modules for name in ("tasks.restore", "tasks.qc", "tasks.shots"))
+
+        assert list(runner.client.run(imported).values()) == [True]  # the workers imported the tasks
         with cluster_starting(runner):  # already started: no thread
             assert not any(t.name == "reel-cluster-start" for t in threading.enumerate())
 

@@ -193,3 +193,24 @@ def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(ti
         joined = tmp_path / f"joined-{name}"
         store.get_file(f"{prefix}/{name}", joined)
         assert packets(encoded[codec]) == packets(joined), codec
+
+
+def test_the_ingest_detects_the_shots_from_its_own_decode(tiny_film, local_store_env):
+    """The ingest stores the shot table scored from the frames it decodes; it equals the table the
+    chunk tasks make from the mezzanine (run when the table is missing or `from_step="shots"`)."""
+    import io
+
+    import pandas as pd
+
+    from catalog.records import IngestRecord
+    from tasks.ingest import ingest
+    from tasks.shots import chunk_scores, shots_key, store_shot_table
+
+    record: IngestRecord = ingest.fn(str(tiny_film["path"]), "tiny-shots")
+    store = current_store()
+    from_ingest = pd.read_parquet(io.BytesIO(store.get_bytes(shots_key(record))))
+    assert [int(c) for c in from_ingest["start_frame"]][1:] == tiny_film["truth"]["cuts"]
+    rows = np.concatenate([chunk_scores.fn(record, i) for i in range(len(record.chunks))])
+    pd.testing.assert_frame_equal(store_shot_table(store, record, rows), from_ingest)
+    with pytest.raises(RuntimeError, match="rows for"):
+        store_shot_table(store, record, rows[:-1])

@@ -7,7 +7,16 @@ import pytest
 
 from models.clip import Clip, ColorInfo, to_uint
 from models.metrics import cut_scores, mask_scores
-from models.shots import HEAL, decide, decide_cuts, detect_cuts, frame_features, score_frames, score_rows
+from models.shots import (
+    HEAL,
+    StreamingScores,
+    decide,
+    decide_cuts,
+    detect_cuts,
+    frame_features,
+    score_frames,
+    score_rows,
+)
 from models.synth import SynthConfig, render_film
 
 
@@ -56,6 +65,16 @@ def test_chunked_scores_equal_serial_scores():
     assert np.array_equal(np.nan_to_num(score_frames(frames), nan=-1), np.nan_to_num(serial, nan=-1))
     assert decide_cuts(chunked) == decide_cuts(serial) == f.truth["cuts"]
     assert decide(chunked) == decide(serial)
+    streaming = StreamingScores()  # the ingest's way: frames pushed one by one as they are decoded
+    for x in frames:
+        streaming.push(x)
+    assert np.array_equal(np.nan_to_num(streaming.finish(), nan=-1), np.nan_to_num(serial, nan=-1))
+    short = StreamingScores()  # a film shorter than the detector's window
+    for x in frames[:2]:
+        short.push(x)
+    assert np.array_equal(np.nan_to_num(short.finish(), nan=-1),
+                          np.nan_to_num(score_rows([frame_features(x) for x in frames[:2]], 0, 2), nan=-1))
+    assert StreamingScores().finish().shape == (0, serial.shape[1])
 
 
 def test_scores_count_true_and_false_positives():
