@@ -197,6 +197,17 @@ def _flow_times(prefect_home: Path) -> dict[str, Any]:
             "task_runs": len(rows), "timeline": dict(sorted(spans.items(), key=lambda kv: kv[1]))}
 
 
+def _piece_phases(store: Path) -> dict[str, float]:
+    """restore-piece's own wall seconds by phase (read, chain, segment, parts, qc, store), summed over
+    the pieces' records in a local store."""
+    total: dict[str, float] = {}
+    for path in store.rglob("shot*-p*-*.json"):
+        if re.fullmatch(r"shot\d{4}-p\d{2}-[0-9a-f]{16}\.json", path.name):
+            for k, v in json.loads(path.read_text()).get("timing_s", {}).items():
+                total[k] = round(total.get(k, 0.0) + v, 3)
+    return dict(sorted(total.items()))
+
+
 def run_cli(film: Path, work: Path, name: str, prefect_home: Path, workers: int) -> dict[str, Any]:
     store, out = work / f"store-{name}", work / f"out-{name}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REEL_", "PREFECT_API_URL"))}
@@ -214,7 +225,7 @@ def run_cli(film: Path, work: Path, name: str, prefect_home: Path, workers: int)
         raise RuntimeError(f"reel restore failed ({rc}); log: {log}\n{log.read_text()[-2000:]}")
     m = re.search(r"pieces restored (\d+), reused (\d+)", log.read_text())
     result = {"cli_s": wall, "rss": sampler.summary(), **_flow_times(prefect_home),
-              "pieces_restored": int(m[1]) if m else None}
+              "pieces_restored": int(m[1]) if m else None, "piece_phases_s": _piece_phases(store)}
     shutil.rmtree(store, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     return result
@@ -423,6 +434,8 @@ def main() -> None:
         "cpu_s_by_role_median_run": runs["w1"][sorted(range(len(w1)), key=w1.__getitem__)[len(w1) // 2]]["rss"][
             "cpu_s_by_role"],
         "timeline_median_run": runs["w1"][sorted(range(len(w1)), key=w1.__getitem__)[len(w1) // 2]]["timeline"],
+        "piece_phases_s_median_run": runs["w1"][sorted(range(len(w1)), key=w1.__getitem__)[len(w1) // 2]][
+            "piece_phases_s"],
         "task_s_median_run": runs["w1"][sorted(range(len(w1)), key=w1.__getitem__)[len(w1) // 2]]["task_s"],
         "flow_over_plain": round((med(w1) - med(plain)) / med(plain), 3),
         "cpu_flow_over_plain": round((med(cpu1) - med(plain_cpu)) / med(plain_cpu), 3),
@@ -467,6 +480,8 @@ def main() -> None:
     print(f"flow time outside tasks (1 worker, s): {o['untracked_s']}; flow start to first Dask task: "
           f"{o['flow_start_to_first_dask_task_s']}")
     print(f"plain loop by phase (s): {o['plain_phases_s']}")
+    print(f"restore-piece by phase, summed over pieces (1 worker, s): {o['piece_phases_s_median_run']}")
+    print(f"flow timeline (1 worker, first start and last end per task, s): {o['timeline_median_run']}")
     print(f"long vs short film, task time (s): {m['long_task_s']} vs {m['short_task_s']}")
     print(f"load average before/after: {results['load_average_before_after']}; "
           f"{results['benchmark_s']} s; JSON: {out_dir / 'ops.json'}")
@@ -489,9 +504,11 @@ def scaling_only(args: argparse.Namespace) -> None:
                 r = run_cli(film, work, f"{key}-{rep}", home, workers)
                 runs[key].append(r["flow_s"])
                 detail[key].append({"task_s": r["task_s"], "cpu_s_by_role": r["rss"]["cpu_s_by_role"],
-                                    "cli_s": round(r["cli_s"], 2), "timeline": r["timeline"]})
+                                    "cli_s": round(r["cli_s"], 2), "timeline": r["timeline"],
+                                    "piece_phases_s": r["piece_phases_s"]})
                 print(f"rep {rep} {key}: flow {runs[key][-1]:.1f} s; cpu by process: {r['rss']['cpu_s_by_role']}; "
-                      f"task time: {r['task_s']}; first start, last end: {r['timeline']}", flush=True)
+                      f"task time: {r['task_s']}; first start, last end: {r['timeline']}; restore-piece by phase: "
+                      f"{r['piece_phases_s']}", flush=True)
     result = {"size": args.size, "frames": frames, "recipe": RECIPE, "flow_s_1_worker": runs["w1"],
               "flow_s_2_workers": runs["w2"], "speedup": round(med(runs["w1"]) / med(runs["w2"]), 3),
               "goal_min": 1.5, "runs": detail}

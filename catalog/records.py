@@ -61,4 +61,7 @@ class SegmentRecord(BaseModel):
     qc: dict[str, Any] | None = Field(None, description="QC numbers of the piece, measured while its frames "
                                                          "were in memory (tasks.qc.measure_piece)")
     qc_key: str | None = Field(None, description="key of the piece's QC pictures (.npz)")
+    timing_s: dict[str, float] = Field(default_factory=dict,
+                                       description="wall seconds of the restore: read, chain, segment, "
+                                                   "parts, qc, store (what the piece cost, for operators)")
     reused: bool = Field(False, description="true when an identical earlier output was found and kept")

@@ -4,6 +4,7 @@ segment and the piece's parts of the masters (publishing joins them without re-e
 from __future__ import annotations
 
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
             seg = add_master_parts(store, record, seg, missing, record_key)
         return seg.model_copy(update={"reused": True})
 
+    clock = _Clock()
     with tempfile.TemporaryDirectory(prefix="reel-restore-") as tmp:
         # QC's repeated-frame test compares the piece's first frame with the one before it
         lo = piece.start - 1 if shot_frames and shot_frames[0] < piece.start == piece.read_start else piece.read_start
@@ -65,16 +67,24 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
         color = ColorInfo(**{**record.color, "bit_depth": record.color.get("bit_depth", record.bit_depth)})
         clip = Clip.from_uint(source[piece.read_start - lo:], Fraction(record.fps), first_frame=piece.read_start,
                               color=color)
+        clock.lap("read")
         out, reports = run_chain(bound_stages(recipe, bound), clip, piece.start - piece.read_start,
                                  piece.end - piece.read_start)
         del clip
-        path = Path(tmp) / "segment.mkv"
         frames = out.to_uint()
+        clock.lap("chain")
+        path = Path(tmp) / "segment.mkv"
         with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
             writer.write(frames)
+        clock.lap("segment")
         store.put_file(key, path)
-        parts = {codec: put_master_part(store, key, codec, frames, out.fps, Path(tmp))
-                 for codec in sorted(part_codecs(recipe))}
+        clock.lap("store")
+        parts = {}
+        for codec in sorted(part_codecs(recipe)):
+            parts[codec] = encode_master_part(key, codec, frames, out.fps, Path(tmp))
+            clock.lap("parts")
+            store.put_file(parts[codec], Path(tmp) / f"part-{codec}")
+            clock.lap("store")
         qc, qc_key = None, None
         if shot_frames:
             qc, pictures = measure_piece(source[piece.start - lo:piece.end - lo], frames, shot_start=shot_frames[0],
@@ -82,10 +92,13 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
                                          grade_lut=shot_grade_lut(recipe, bound),
                                          before=source[piece.start - 1 - lo] if piece.start > shot_frames[0] else None)
             qc_key = key.removesuffix(".mkv") + f"-qc-v{qc['version']}.npz"
-            store.put_bytes(qc_key, pictures_bytes(pictures))
+            blob = pictures_bytes(pictures)
+            clock.lap("qc")
+            store.put_bytes(qc_key, blob)
+            clock.lap("store")
     seg = SegmentRecord(key=key, shot=piece.shot, part=piece.part, start=piece.start, end=piece.end,
                         width=out.width, height=out.height, reports=reports, master_parts=parts, qc=qc,
-                        qc_key=qc_key)
+                        qc_key=qc_key, timing_s=clock.laps)
     store.put_bytes(record_key, seg.model_dump_json().encode())
     del source, out, frames
     release_memory()
@@ -101,14 +114,32 @@ def master_part_key(segment_key: str, codec: str) -> str:
     return f"{segment_key.removesuffix('.mkv')}-{codec}{'.mov' if codec == 'prores' else '.mkv'}"
 
 
-def put_master_part(store: Any, segment_key: str, codec: str, frames: Any, fps: Fraction, tmp: Path) -> str:
-    """Encode the piece's frames for one master (no audio: publishing adds it) and store them."""
-    key = master_part_key(segment_key, codec)
-    path = tmp / f"part-{codec}"
+def encode_master_part(segment_key: str, codec: str, frames: Any, fps: Fraction, tmp: Path) -> str:
+    """Encode the piece's frames for one master (no audio: publishing adds it) into tmp/part-<codec>;
+    returns the key it goes to."""
     height, width = frames.shape[1:3]
-    encode_master(iter(frames), path, width=width, height=height, fps=fps, codec=codec)
-    store.put_file(key, path)
+    encode_master(iter(frames), tmp / f"part-{codec}", width=width, height=height, fps=fps, codec=codec)
+    return master_part_key(segment_key, codec)
+
+
+def put_master_part(store: Any, segment_key: str, codec: str, frames: Any, fps: Fraction, tmp: Path) -> str:
+    """Encode the piece's frames for one master and store them; returns the key."""
+    key = encode_master_part(segment_key, codec, frames, fps, tmp)
+    store.put_file(key, tmp / f"part-{codec}")
     return key
+
+
+class _Clock:
+    """Wall seconds per phase, summed over laps."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._t, 4)
+        self._t = now
 
 
 def add_master_parts(store: Any, record: IngestRecord, seg: SegmentRecord, codecs: set[str],

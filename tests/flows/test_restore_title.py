@@ -161,6 +161,7 @@ def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(ti
     assert len(segs) == first["pieces_restored"]
     assert all(set(s.master_parts) == {"prores"} and store.exists(s.master_parts["prores"]) for s in segs)
     assert all(s.qc and s.qc["version"] == QC_VERSION and store.exists(s.qc_key) for s in segs)
+    assert all(set(s.timing_s) == {"read", "chain", "segment", "store", "parts", "qc"} for s in segs)
     qc_first = json.loads(store.get_bytes(f"{prefix}/qc.json"))["shots"]
 
     for key, seg in zip(records, segs, strict=True):  # as an older Reel left it: no parts, nothing published
