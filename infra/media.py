@@ -575,9 +575,24 @@ def _check_decode_args(path: str | os.PathLike, start: int, count: int | None, d
     _existing_file(path)
 
 
+def _skipping(container: av.container.InputContainer, stream: av.video.stream.VideoStream, skip: int,
+              decoded: list[int]) -> Iterator[av.VideoFrame]:
+    """Decoded frames of an intra-only stream with one frame per packet, the first `skip` packets
+    passed over undecoded (counted in decoded[0] as frames)."""
+    for packet in container.demux(stream):
+        if packet.size and decoded[0] < skip:
+            if not packet.is_keyframe:
+                raise MediaError(f"{packet.stream.container.name!r}: packet {decoded[0]} is not a key frame; "
+                                 "the file is not intra-only")
+            decoded[0] += 1
+            continue
+        yield from stream.decode(packet)
+
+
 def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
-            decoded: list[int]) -> Iterator[np.ndarray]:
-    """The generator behind `iter_frames`; keeps the number of frames decoded so far in decoded[0]."""
+            decoded: list[int], intra_only: bool = False) -> Iterator[np.ndarray]:
+    """The generator behind `iter_frames`; keeps the number of frames decoded so far in decoded[0]
+    (with `intra_only`, frames before `start` are counted without being decoded)."""
     if count == 0:
         return
     stop = None if count is None else start + count
@@ -589,7 +604,7 @@ def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
         # or what the stream declared (whichever is larger).
         ctx.options = {**ctx.options, "max_pixels": str(max(DEFAULT_MAX_PIXELS, ctx.width * ctx.height))}
         color = None
-        frames = container.decode(stream)
+        frames = _skipping(container, stream, start, decoded) if intra_only and start else container.decode(stream)
         first_time = last_end = None  # seconds: the earliest frame start, the latest frame end
         while stop is None or decoded[0] < stop:
             try:
@@ -646,17 +661,20 @@ def _frame_seconds(frame: av.VideoFrame, stream: av.video.stream.VideoStream) ->
     return _average_step(stream)
 
 
-def read_frames(path: str | os.PathLike, start: int, count: int, depth: int = 8) -> np.ndarray:
+def read_frames(path: str | os.PathLike, start: int, count: int, depth: int = 8,
+                intra_only: bool = False) -> np.ndarray:
     """Frames start .. start+count-1 as one (T, H, W, 3) array (dtype as in `iter_frames`).
 
-    Raises MediaError naming the numbers when the file has fewer frames.
+    intra_only: the caller knows each packet of the file is one frame decodable on its own (Reel's
+    FFV1 mezzanine and segments, written with gop size 1): the frames before `start` are then
+    skipped without being decoded. Raises MediaError naming the numbers when the file has fewer frames.
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     _check_decode_args(path, start, count, depth)
     out: np.ndarray | None = None
     decoded = [0]
-    for i, frame in enumerate(_decode(path, start, count, depth, decoded)):
+    for i, frame in enumerate(_decode(path, start, count, depth, decoded, intra_only)):
         if out is None:
             out = np.empty((count, *frame.shape), frame.dtype)
         out[i] = frame

@@ -44,4 +44,4 @@ class MezzanineReader:
         for index in range(start // n, (end - 1) // n + 1):
             c0 = index * n
             a, b = max(start, c0), min(end, c0 + n)
-            yield read_frames(self._chunk_path(index), a - c0, b - a, depth=r.bit_depth)
+            yield read_frames(self._chunk_path(index), a - c0, b - a, depth=r.bit_depth, intra_only=True)

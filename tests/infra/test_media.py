@@ -528,6 +528,35 @@ def test_join_master_refuses_parts_that_do_not_join(tmp_path, master_input):
     assert not out.exists()
 
 
+def test_read_frames_of_an_intra_only_file_skips_without_decoding(tmp_path, master_input, monkeypatch):
+    """Reel's own FFV1 files: frames before `start` are passed over undecoded, the frames are the same."""
+    path = tmp_path / "chunk.mkv"
+    with FFV1Writer(path, W, H, FPS, depth=16) as w:
+        w.write(np.stack(master_input))
+    for start, count in ((0, 6), (1, 2), (4, 2), (5, 1)):
+        assert np.array_equal(read_frames(path, start, count, depth=16, intra_only=True),
+                              read_frames(path, start, count, depth=16))
+    with pytest.raises(MediaError, match="only 6 frames"):
+        read_frames(path, 5, 2, depth=16, intra_only=True)
+
+    decoded = []
+    real = av.video.stream.VideoStream.decode
+
+    def counting(self, packet=None):
+        frames = real(self, packet)
+        decoded.extend(frames)
+        return frames
+
+    monkeypatch.setattr(av.video.stream.VideoStream, "decode", counting)
+    read_frames(path, 4, 2, depth=16, intra_only=True)
+    assert len(decoded) == 2  # only the two frames asked for
+
+    hevc = tmp_path / "long-gop.mkv"
+    encode_master(iter(master_input), hevc, width=W, height=H, fps=FPS, codec="hevc")
+    with pytest.raises(MediaError, match="not intra-only"):
+        read_frames(hevc, 3, 1, depth=16, intra_only=True)
+
+
 def test_prefetched_keeps_order_raises_in_order_and_stops_when_closed():
     import threading
 
