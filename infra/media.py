@@ -1001,13 +1001,21 @@ class FFV1Writer:
         except (av.FFmpegError, OSError) as exc:
             self.abort()
             raise MediaError(f"cannot write {str(self.path)!r}: {_av_reason(exc)}") from None
+        self._release()
 
     def abort(self) -> None:
         """Stop writing and delete the partial file."""
         self._closed = True
-        with contextlib.suppress(av.FFmpegError, OSError):
-            self._container.close()
+        if self._container is not None:
+            with contextlib.suppress(av.FFmpegError, OSError):
+                self._container.close()
+        self._release()
         self.path.unlink(missing_ok=True)
+
+    def _release(self) -> None:
+        # A closed PyAV container keeps its encoder (FFV1: megabytes of per-slice state) for as long as
+        # the Python objects live; a caller holding many finished writers (ingest) must not hold those.
+        self._container = self._stream = None
 
     def __enter__(self) -> FFV1Writer:
         return self
