@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,8 @@ class IngestRecord(BaseModel):
     color: dict[str, Any]
     chunk_frames: int
     chunks: list[str] = Field(description="mezzanine keys; chunk i holds frames [i*chunk_frames, ...)")
+    mezzanine: Literal["ffv1", "copy"] = Field(
+        "ffv1", description="ffv1: chunks encoded losslessly at ingest; copy: the intra-only source's own packets")
     audio_streams: int
     probe: dict[str, Any]
 

@@ -1229,6 +1229,62 @@ def join_master(parts: Iterable[str | os.PathLike], out_path: str | os.PathLike,
     return count
 
 
+# Codecs that code every frame on its own (FFV1 can be written with a GOP, so packets are still checked).
+INTRA_CODECS = frozenset({"ffv1", "prores"})
+
+
+class NotIntraOnly(MediaError):
+    """The source's video cannot be cut by copying packets: not an intra-only codec, or a packet that is
+    not a key frame on its own."""
+
+
+def copy_intra_chunks(path: str | os.PathLike, out_dir: str | os.PathLike, frames_per_chunk: int, *,
+                      fps: Fraction) -> Iterator[tuple[Path, int]]:
+    """Cut the video stream of an intra-only file into Matroska files of `frames_per_chunk` frames by
+    copying its packets: nothing is decoded or encoded, so file i decodes to exactly the source's frames
+    i*n .. i*n+n-1 (the codec, its header and the colour tags travel with the packets).
+
+    Yields (path, packets) as each file `out_dir/00000.mkv`, ... is finished. Timestamps are renumbered
+    (packet i of a file at i / fps). Raises NotIntraOnly for a codec outside INTRA_CODECS or at the
+    first packet that is not a key frame or that the demuxer marks to discard or as corrupt; the
+    caller then encodes its chunks instead. Files already yielded stay; a partial one is deleted.
+    """
+    if frames_per_chunk < 1:
+        raise ValueError(f"frames_per_chunk must be >= 1, got {frames_per_chunk}")
+    fps = Fraction(fps)
+    out_dir = Path(out_dir)
+    with _open_input(path, str(path)) as source:
+        stream = _video_stream(source, str(path))
+        if stream.codec_context.name not in INTRA_CODECS:
+            raise NotIntraOnly(f"{str(path)!r}: {stream.codec_context.name} is not an intra-only codec")
+        packets = (p for p in source.demux(stream) if p.size)
+        index = 0
+        while True:
+            first = next(packets, None)
+            if first is None:
+                return
+            target = out_dir / f"{index:05d}.mkv"
+            count = 0
+            with _new_output(target, "matroska", "mezzanine chunk") as container:
+                video = container.add_stream_from_template(stream)
+                video.codec_context.framerate = fps
+                video.time_base = 1 / fps
+                packet: av.Packet | None = first
+                while packet is not None:
+                    if not packet.is_keyframe or packet.is_discard or packet.is_corrupt:
+                        raise NotIntraOnly(f"{str(path)!r}: packet {index * frames_per_chunk + count} is not a "
+                                           "key frame decodable on its own")
+                    packet.stream = video
+                    packet.time_base = 1 / fps
+                    packet.pts = packet.dts = count
+                    packet.duration = 1
+                    container.mux(packet)
+                    count += 1
+                    packet = next(packets, None) if count < frames_per_chunk else None
+            yield target, count
+            index += 1
+
+
 def _can_copy(container_format: str, stream: av.audio.stream.AudioStream) -> bool:
     """Whether `container_format` accepts this stream's packets as they are.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     dask_threads_per_worker: int = Field(1, ge=1, le=64, description="threads per LocalCluster worker")
 
     chunk_frames: int = Field(48, ge=4, le=10_000, description="frames per mezzanine chunk")
+    mezzanine: Literal["auto", "ffv1"] = Field("auto", description="auto: the mezzanine chunks of an intra-only "
+                                                  "FFV1 or ProRes source are its own packets, copied; ffv1: always "
+                                                  "encoded as lossless FFV1")
     piece_frames: int = Field(48, ge=4, le=10_000, description="most output frames restored by one task (memory bound)")
     probe_timeout_s: float = Field(60.0, gt=0, description="time limit for probing an untrusted source")
     probe_max_memory_mb: int = Field(4096, ge=64, description="memory the probe's child process may use beyond "

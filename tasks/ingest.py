@@ -1,10 +1,13 @@
-"""Ingest: validate the source, keep the original untouched, cut frame-exact FFV1 mezzanine chunks,
-and detect the shots from the same decode."""
+"""Ingest: validate the source, keep the original untouched, cut frame-exact mezzanine chunks (the
+source's own packets when it is intra-only FFV1 or ProRes, else lossless FFV1), and detect the shots
+from the same decode."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -16,9 +19,19 @@ from prefect.cache_policies import NO_CACHE
 from catalog.ids import validate_title_id
 from catalog.records import IngestRecord
 from infra.catalogue_io import SourceChecksums
-from infra.media import FFV1Writer, iter_frames, prefetched, probe
+from infra.media import (
+    INTRA_CODECS,
+    FFV1Writer,
+    NotIntraOnly,
+    VideoInfo,
+    copy_intra_chunks,
+    iter_frames,
+    prefetched,
+    probe,
+)
 from infra.settings import Settings, load_settings
 from infra.sources import resolve_source
+from infra.storage import Store
 from models.shots import StreamingScores
 from tasks.common import current_store, retry_transient, sha256_file
 from tasks.shots import store_shot_table
@@ -62,32 +75,109 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
 
     v = info.video
     depth = 8 if v.bit_depth <= 8 else 16
-    n = settings.chunk_frames
+    jobs: list[Future[Any]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-store") as storer:
+        if not store.exists(original_key):  # write-once copy of the untouched source
+            jobs.append(storer.submit(store.put_file, original_key, src))
+        cut = None
+        if settings.mezzanine == "auto" and v.codec in INTRA_CODECS:  # its own packets: nothing re-encoded
+            try:
+                cut = _cut_by_copy(src, v, depth, settings.chunk_frames, prefix, store, storer)
+            except NotIntraOnly:
+                cut = None
+        if cut is None:
+            cut = _cut_by_encode(src, v, depth, settings.chunk_frames, prefix, store, storer)
+        for job in jobs:
+            job.result()
+    mezzanine, chunks, frames, scores = cut
+    if frames == 0:
+        raise ValueError(f"{source_name}: no video frame could be decoded")
+    record = IngestRecord(
+        title=title, source_name=source_name, source_sha256=sha, source_size_bytes=size,
+        original_key=original_key, frames=frames, fps=f"{v.fps.numerator}/{v.fps.denominator}",
+        width=v.width, height=v.height, bit_depth=depth, color=vars(v.color), chunk_frames=settings.chunk_frames,
+        chunks=chunks, mezzanine=mezzanine, audio_streams=len(info.audio), probe=info.to_dict(),
+    )
+    store_shot_table(store, record, scores)
+    store.put_bytes(record_key, record.model_dump_json().encode())  # last: the ingest is complete
+    return record
+
+
+Cut = tuple[str, list[str], int, Any]  # (mezzanine kind, chunk keys, frames, shot score rows)
+
+
+def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store: Store,
+                 storer: ThreadPoolExecutor) -> Cut:
+    """Mezzanine chunks by copying the packets of an intra-only source (FFV1, ProRes): one thread
+    copies and stores them while this one scores the decoded frames for the shot detector.
+    NotIntraOnly when a packet is not a key frame or the packets do not match the decoded frames."""
+    chunks: list[str] = []
+    scores = StreamingScores()
+    frames = 0
+    stop = threading.Event()
+
+    def copy_and_store(tmp: str) -> int:
+        copied = 0
+        parts = copy_intra_chunks(src, tmp, n, fps=v.fps)
+        try:
+            for path, count in parts:
+                if stop.is_set():
+                    break
+                chunks.append(f"{prefix}/mezzanine/{len(chunks):05d}.mkv")
+                store.put_file(chunks[-1], path)
+                path.unlink()
+                copied += count
+        finally:
+            parts.close()
+        return copied
+
+    with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp:
+        copying = storer.submit(copy_and_store, tmp)
+        try:
+            for frame in prefetched(iter_frames(src, depth=depth), PREFETCH_FRAMES):
+                scores.push(frame)
+                frames += 1
+                if copying.done() and copying.exception() is not None:
+                    break  # not copyable after all (raised below): no point decoding the rest
+        except BaseException:
+            stop.set()  # the decode's error is the one raised; the copier stops before tmp goes
+            with contextlib.suppress(Exception):
+                copying.result()
+            raise
+        copied = copying.result()  # NotIntraOnly, storage errors: raised here
+    if frames and copied != frames:  # a packet the decoder skipped (edit list, damage): not frame-exact
+        raise NotIntraOnly(f"{src.name}: {copied} packets copied but {frames} frames decoded")
+    return "copy", chunks, frames, scores.finish()
+
+
+def _cut_by_encode(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store: Store,
+                   storer: ThreadPoolExecutor) -> Cut:
+    """Mezzanine chunks encoded as lossless FFV1 from the decoded frames, which are scored for the shot
+    detector on the way."""
     frames = 0
     # Ingest is one of the title's serial steps, so it keeps both cores busy: frames are decoded in a
-    # thread ahead of the encoder, and the original and each finished chunk are stored (copied and
-    # hashed) in another while the next chunk is encoded (PyAV and hashlib release the GIL).
-    # The shot detector's score rows are made here too, from the frames as they are decoded (one
-    # decode of the source for both; the chunk tasks of tasks.shots would decode the mezzanine again).
+    # thread ahead of the encoder, and each finished chunk is stored (copied and hashed) in another
+    # while the next chunk is encoded (PyAV and hashlib release the GIL). The shot detector's score
+    # rows are made here too, from the frames as they are decoded (one decode of the source for both;
+    # the chunk tasks of tasks.shots would decode the mezzanine again).
     scores = StreamingScores()
     scoring: deque[Future[Any]] = deque()
     with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-store") as storer, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-shots") as scorer_thread:
-        jobs: list[tuple[Future[Any], FFV1Writer | None]] = []
-        if not store.exists(original_key):  # write-once copy of the untouched source
-            jobs.append((storer.submit(store.put_file, original_key, src), None))
+        jobs: list[Future[Any]] = []
         chunks: list[str] = []
         writer: FFV1Writer | None = None
 
-        def finish(w: FFV1Writer, key: str) -> None:
-            w.close()
-            store.put_file(key, w.path)
-            Path(w.path).unlink()
+        def store_chunk(path: Path, key: str) -> None:
+            store.put_file(key, path)
+            path.unlink()
 
         def hand_over(w: FFV1Writer) -> None:
+            # Closed here, not in the storer: a closed writer gives its encoder back (megabytes of FFV1
+            # slice state), so chunks waiting for a slow store cost only their files.
+            w.close()
             chunks.append(f"{prefix}/mezzanine/{len(chunks):05d}.mkv")
-            jobs.append((storer.submit(finish, w, chunks[-1]), w))
+            jobs.append(storer.submit(store_chunk, Path(w.path), chunks[-1]))
 
         try:
             for frame in prefetched(iter_frames(src, depth=depth), PREFETCH_FRAMES):
@@ -104,26 +194,13 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
             if writer is not None:
                 hand_over(writer)
                 writer = None
-            for job, _ in jobs:
-                job.result()  # the first error (storage, encoder) is raised here
+            for job in jobs:
+                job.result()  # the first storage error is raised here
             while scoring:
                 scoring.popleft().result()
         finally:
-            for job in scoring:
+            for job in (*scoring, *jobs):
                 job.cancel()
-            for job, w in jobs:
-                if job.cancel() and w is not None:  # never started: its writer is still open
-                    w.close()
             if writer is not None:
-                writer.close()
-    if frames == 0:
-        raise ValueError(f"{source_name}: no video frame could be decoded")
-    record = IngestRecord(
-        title=title, source_name=source_name, source_sha256=sha, source_size_bytes=size,
-        original_key=original_key, frames=frames, fps=f"{v.fps.numerator}/{v.fps.denominator}",
-        width=v.width, height=v.height, bit_depth=depth, color=vars(v.color), chunk_frames=n,
-        chunks=chunks, audio_streams=len(info.audio), probe=info.to_dict(),
-    )
-    store_shot_table(store, record, scores.finish())
-    store.put_bytes(record_key, record.model_dump_json().encode())  # last: the ingest is complete
-    return record
+                writer.abort()
+    return "ffv1", chunks, frames, scores.finish()

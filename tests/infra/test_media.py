@@ -590,3 +590,88 @@ def test_prefetched_keeps_order_raises_in_order_and_stops_when_closed():
     assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
     it.close()  # the consumer leaves early: the producer thread stops and closes its source
     assert closed.wait(5)
+
+
+# --- mezzanine chunks copied from intra-only sources -------------------------------------------
+
+
+def _ffv1_file(path: Path, frames: list[np.ndarray], pix_fmt: str, gop: int = 1, tags: tuple = ()) -> Path:
+    """An FFV1 file of `pix_fmt` (any GOP: FFV1 with a GOP above 1 has frames that are not key frames)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        stream.codec_context.gop_size = gop
+        if tags:
+            ctx = stream.codec_context
+            ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = tags
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            if tags:
+                frame.colorspace, frame.color_range = tags[:2]
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def _packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def test_copied_chunks_hold_the_sources_own_packets_and_decode_to_its_frames(tmp_path):
+    from infra.media import copy_intra_chunks
+
+    source = tmp_path / "film.mkv"
+    write_film(source, (painted(i) for i in range(10)), FPS, audio=(tone(10), RATE))
+    out = tmp_path / "chunks"
+    out.mkdir()
+    chunks = list(copy_intra_chunks(source, out, 4, fps=FPS))
+    assert [(p.name, n) for p, n in chunks] == [("00000.mkv", 4), ("00001.mkv", 4), ("00002.mkv", 2)]
+    assert sum((_packets(p) for p, _ in chunks), []) == _packets(source)  # video only, bytes unchanged
+    whole = read_frames(source, 0, 10)
+    for i, (path, n) in enumerate(chunks):
+        assert np.array_equal(read_frames(path, 0, n), whole[4 * i: 4 * i + n])
+        assert np.array_equal(read_frames(path, 1, 1, intra_only=True)[0], whole[4 * i + 1])
+        info = probe(path)
+        assert (info.video.fps, info.video.frames, info.audio) == (FPS, n, ())
+        assert info.video.color == probe(source).video.color
+
+
+@pytest.mark.parametrize("kind", ["prores", "ffv1-yuv420p-bt709"])
+def test_copied_chunks_of_prores_and_yuv_sources_decode_as_the_source_does(tmp_path, kind, master_input):
+    from infra.media import copy_intra_chunks
+
+    if kind == "prores":
+        source = tmp_path / "film.mov"
+        encode_master(iter(master_input), source, width=W, height=H, fps=FPS, codec="prores")
+    else:
+        source = _ffv1_file(tmp_path / "film.mkv", [painted(i * 40) for i in range(6)], "yuv420p",
+                            tags=(1, 1, 1, 1))
+        assert probe(source).video.color.matrix == "bt709"
+    out = tmp_path / "chunks"
+    out.mkdir()
+    chunks = list(copy_intra_chunks(source, out, 4, fps=FPS))
+    assert [n for _, n in chunks] == [4, 2]
+    for depth in (8, 16):
+        whole = read_frames(source, 0, 6, depth=depth)
+        got = np.concatenate([read_frames(p, 0, n, depth=depth) for p, n in chunks])
+        assert np.array_equal(got, whole), depth
+    assert probe(chunks[0][0]).video.color == probe(source).video.color
+
+
+def test_sources_that_are_not_intra_only_are_refused_and_leave_no_partial_chunk(tmp_path, master_input):
+    from infra.media import NotIntraOnly, copy_intra_chunks
+
+    gop = _ffv1_file(tmp_path / "gop.mkv", [painted(i) for i in range(8)], "bgr0", gop=3)
+    out = tmp_path / "chunks"
+    out.mkdir()
+    with pytest.raises(NotIntraOnly, match="packet 1 is not a key frame"):
+        list(copy_intra_chunks(gop, out, 4, fps=FPS))
+    assert list(out.iterdir()) == []
+    assert np.array_equal(read_frames(gop, 0, 8)[5], painted(5))  # it decodes: only copying is refused
+    hevc = tmp_path / "long-gop.mkv"
+    encode_master(iter(master_input), hevc, width=W, height=H, fps=FPS, codec="hevc")
+    with pytest.raises(NotIntraOnly, match="hevc is not an intra-only codec"):
+        list(copy_intra_chunks(hevc, out, 4, fps=FPS))
+    assert isinstance(NotIntraOnly("x"), MediaError)
