@@ -8,6 +8,7 @@ step and what follows. With `review_gate` on, a run whose QC asks for it pauses 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -30,7 +31,7 @@ from tasks.colour import analyse_shot, learn_grades, shot_bindings, shot_grade_l
 from tasks.common import check_worker_store, current_store
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
-from tasks.qc import qc_report, qc_shot
+from tasks.qc import piece_qc_valid, qc_report, qc_shot
 from tasks.restore import restore_piece
 from tasks.review import ask_for_review
 from tasks.shots import chunk_scores, load_shots, save_shots
@@ -131,22 +132,38 @@ def bind_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame,
 def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, list[dict[str, Any]]],
                   per_shot: Overrides, which: list[int], forced: set[int], settings: Settings,
                   force_qc: bool = False) -> dict[int, tuple[list[Any], dict[str, Any]]]:
-    """Restore the pieces of the shots in `which` (those in `forced` even if stored) and QC each shot.
-    Returns {shot: (its segments, its QC record)}."""
-    pieces: list[Any] = []
-    checks = {}
+    """Restore the pieces of the shots in `which` (those in `forced` even if stored) and QC each shot as
+    soon as its pieces are back. Returns {shot: (its segments, its QC record)}."""
+    bounds: dict[int, tuple[int, int]] = {}
+    of_shot: dict[int, list[Any]] = {}
     for row in shots[shots["shot"].isin(which)].itertuples(index=False):
         shot = int(row.shot)
+        bounds[shot] = (int(row.start_frame), int(row.end_frame))
         shot_rec = rec.with_overrides(per_shot.get(shot, {}))
         one = shots[shots["shot"] == shot]
-        futures = [restore_piece.submit(record, p, shot_rec, bound[shot], force=shot in forced,
-                                        shot_frames=(int(row.start_frame), int(row.end_frame)))
-                   for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
-        pieces += futures
-        checks[shot] = (futures, qc_shot.submit(record, rec, shot, int(row.start_frame), int(row.end_frame),
-                                                futures, force=force_qc, grade_lut=shot_grade_lut(rec, bound[shot])))
-    track_progress(record.title, pieces)
-    return {shot: ([f.result() for f in futures], qc.result()) for shot, (futures, qc) in checks.items()}
+        of_shot[shot] = [restore_piece.submit(record, p, shot_rec, bound[shot], force=shot in forced,
+                                              shot_frames=bounds[shot])
+                         for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
+    checks: dict[int, Any] = {}
+    failed: list[BaseException] = []
+    for shot, futures in pieces_by_shot(record.title, of_shot):
+        try:
+            segs = [f.result() for f in futures]
+        except Exception as exc:  # the other shots still finish (a rerun reuses them); raised below
+            failed.append(exc)
+            continue
+        qc_args = (record, rec, shot, *bounds[shot], segs)
+        qc_opts = {"force": force_qc, "grade_lut": shot_grade_lut(rec, bound[shot]), "wait_for": futures}
+        if not force_qc and all(piece_qc_valid(seg, *bounds[shot]) for seg in segs):
+            # the pieces measured their QC: joining it is light, so it runs here and the workers go on
+            checks[shot] = qc_shot(*qc_args, **qc_opts)
+        else:  # measured from storage (older pieces, from_step=qc): a worker's job
+            checks[shot] = qc_shot.submit(*qc_args, **qc_opts)
+    results = {shot: ([f.result() for f in of_shot[shot]], qc if isinstance(qc, dict) else qc.result())
+               for shot, qc in checks.items()}
+    if failed:
+        raise failed[0]
+    return results
 
 
 def needs_review(rec: Recipe, report: dict[str, Any]) -> bool:
@@ -170,17 +187,23 @@ def review_record(rounds: list[dict[str, Any]], report: dict[str, Any], per_shot
     return review
 
 
-def track_progress(title: str, futures: list) -> None:
-    """A Prefect progress artifact (0-100 %) that moves as restored pieces come back."""
-    done, total = 0, len(futures)
+def pieces_by_shot(title: str, of_shot: dict[int, list[Any]]) -> Iterator[tuple[int, list[Any]]]:
+    """Yield (shot, its piece futures) as the last piece of each shot comes back, and keep a Prefect
+    progress artifact (0-100 %) moving as pieces come back."""
+    total = sum(len(f) for f in of_shot.values())
     if not total:
         return
+    waiting = {shot: len(futures) for shot, futures in of_shot.items()}
+    shot_of = {id(f): shot for shot, futures in of_shot.items() for f in futures}
     artifact = create_progress_artifact(0.0, key=f"{title}-restore-progress",
                                         description=f"{title}: pieces restored")
-    for _ in as_completed(futures):
-        done += 1
+    for done, future in enumerate(as_completed([f for futures in of_shot.values() for f in futures]), 1):
         update_progress_artifact(artifact, 100.0 * done / total,
                                  description=f"{title}: {done} of {total} pieces restored")
+        shot = shot_of[id(future)]
+        waiting[shot] -= 1
+        if not waiting[shot]:
+            yield shot, of_shot[shot]
 
 
 def run_restore(source: str, title: str, recipe: str | Recipe = "default", **params: Any) -> dict[str, Any]:
