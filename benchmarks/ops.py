@@ -216,6 +216,7 @@ def run_cli(film: Path, work: Path, name: str, prefect_home: Path, workers: int)
                PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     cmd = [str(REEL), "restore", str(film), "--title", "ops", "--recipe", RECIPE, "--out", str(out)]
     log = work / f"{name}.log"
+    os.sync()  # the previous run's writes are on disk: their write-back does not land in this run
     t0 = time.perf_counter()
     with open(log, "wb") as f:
         proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
@@ -317,8 +318,9 @@ def plain_loop(src: Path, work: Path) -> dict[str, float]:
                       codec=codec, audio_source=str(src) if info.audio else None)
     t_end = time.perf_counter()
     del out, source
-    for name in ("plain-source.npy", "plain-restored.npy"):
-        (work / name).unlink()
+    for path in (work / "plain-source.npy", work / "plain-restored.npy", *work.glob("plain-master-*"),
+                 *work.glob("plain-qc-*.json")):
+        path.unlink()  # as the flow runs' stores are removed: nothing left to write back during the next run
     return {"total_s": t_end - t0, "probe_and_cuts_s": t_cuts - t0, "decode_and_chain_s": t_chain - t_cuts - t_qc,
             "qc_s": t_qc, "masters_s": t_end - t_chain}
 
@@ -326,6 +328,7 @@ def plain_loop(src: Path, work: Path) -> dict[str, float]:
 def run_plain(film: Path, work: Path) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OPENCV_FOR_THREADS_NUM="1")  # as a Dask worker
+    os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run([sys.executable, "-m", "benchmarks.ops", "--plain", str(film), "--work", str(work)],
                        env=env, capture_output=True, text=True, check=True)
@@ -357,6 +360,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only-scaling", action="store_true",
                     help="only the 1 vs 2 workers comparison (e.g. on a longer film: --frames-per-shot 48)")
+    ap.add_argument("--only-overhead", action="store_true",
+                    help="only the flow (1 worker) vs plain loop comparison, in alternating order")
     ap.add_argument("--plain", help=argparse.SUPPRESS)  # internal: run the plain loop on this film
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -365,6 +370,8 @@ def main() -> None:
         return
     if args.only_scaling:
         return scaling_only(args)
+    if args.only_overhead:
+        return overhead_only(args)
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -516,6 +523,41 @@ def scaling_only(args: argparse.Namespace) -> None:
     (out_dir / f"ops-scaling-{frames}.json").write_text(json.dumps(result, indent=2))
     print(f"{frames} frames {args.size}, {RECIPE}: 1 worker {med(runs['w1']):.1f} s, 2 workers "
           f"{med(runs['w2']):.1f} s, speed-up {result['speedup']} (goal >= 1.5)")
+
+
+def overhead_only(args: argparse.Namespace) -> None:
+    """The flow with 1 Dask worker vs the plain loop on one film, in alternating order (flow first in
+    even repetitions, plain first in odd ones); JSON in OUT/ops-overhead-<frames>.json."""
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = args.shots * args.frames_per_shot
+    flows: list[dict[str, Any]] = []
+    plains: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="reel-ops-") as tmp:
+        work = Path(tmp)
+        home = work / "prefect-home"
+        film = synth(work / "film.mkv", args.size, args.shots, args.frames_per_shot)
+        run_cli(film, work, "warmup", home, 1)
+        for rep in range(args.reps):
+            for kind in ("flow", "plain") if rep % 2 == 0 else ("plain", "flow"):
+                if kind == "flow":
+                    flows.append(run_cli(film, work, f"w1-{rep}", home, 1))
+                    print(f"rep {rep} flow: {flows[-1]['flow_s']:.1f} s; task time {flows[-1]['task_s']}; "
+                          f"restore-piece by phase {flows[-1]['piece_phases_s']}", flush=True)
+                else:
+                    plains.append(run_plain(film, work))
+                    print(f"rep {rep} plain: {plains[-1]['total_s']:.1f} s; {plains[-1]}", flush=True)
+    flow_s, plain_s = [r["flow_s"] for r in flows], [p["total_s"] for p in plains]
+    pairs = [round(f / p - 1, 3) for f, p in zip(flow_s, plain_s, strict=True)]
+    result = {"size": args.size, "frames": frames, "recipe": RECIPE, "flow_s": [round(x, 2) for x in flow_s],
+              "plain_s": [round(x, 2) for x in plain_s], "flow_over_plain_per_pair": pairs,
+              "flow_over_plain": round(med(flow_s) / med(plain_s) - 1, 3), "goal_max": 0.05,
+              "flows": [{k: r[k] for k in ("task_s", "timeline", "piece_phases_s", "untracked_s")} | {
+                  "cpu_s_by_role": r["rss"]["cpu_s_by_role"]} for r in flows],
+              "plains": plains}
+    (out_dir / f"ops-overhead-{frames}.json").write_text(json.dumps(result, indent=2))
+    print(f"{frames} frames {args.size}, {RECIPE}: flow (1 worker) {med(flow_s):.1f} s vs plain loop "
+          f"{med(plain_s):.1f} s: {result['flow_over_plain']:+.1%} (goal <= +5%); per pair {pairs}")
 
 
 if __name__ == "__main__":

@@ -121,8 +121,10 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
     """Masters, QC files and grades under `prefix`; appends to `outputs` and (before each put) `written`."""
     with tempfile.TemporaryDirectory(prefix="reel-publish-") as tmp:
         tmpdir = Path(tmp)
-        original = tmpdir / ("original" + Path(record.original_key).suffix)
-        store.get_file(record.original_key, original)  # checksum verified
+        original = None
+        if record.audio_streams:  # the masters carry the original's sound
+            original = tmpdir / ("original" + Path(record.original_key).suffix)
+            store.get_file(record.original_key, original)  # checksum verified
         encoded = _masters(store, record, recipe, segments, tmpdir, original, width, height)
         for codec in recipe.masters:
             out = encoded[codec]
@@ -169,11 +171,11 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
 
 
 def _masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord], tmpdir: Path,
-             original: Path, width: int, height: int, join: bool = True) -> dict[str, Path]:
+             original: Path | None, width: int, height: int, join: bool = True) -> dict[str, Path]:
     """The recipe's masters as files in `tmpdir`: joined from the pieces' parts by copying packets (the
     workers encoded them, FFV1's part is the segment itself), or, for a codec whose parts do not join
     (or with `join` off), encoded here from the decoded segments (from one decode, one thread each)."""
-    audio = str(original) if record.audio_streams else None
+    audio = str(original) if original is not None and record.audio_streams else None
     fps = Fraction(record.fps)
     seg_paths = []
     for i, seg in enumerate(segments):
@@ -231,9 +233,10 @@ def _put_output(store: Any, key: str, written: list[str], *, path: Path | None =
     same bytes (outputs are deterministic, masters bit-exact: then they are left alone, never rewritten
     under a reader). Different bytes are a leftover of a failed earlier attempt (no manifest lists it)
     and are replaced."""
-    sha = sha256_file(path)[0] if path is not None else hashlib.sha256(data or b"").hexdigest()
-    if store.exists(key) and store.sha256(key) == sha:
-        return sha
+    if store.exists(key):  # hashed first only then: a put records the sha256 of what it wrote
+        sha = sha256_file(path)[0] if path is not None else hashlib.sha256(data or b"").hexdigest()
+        if store.sha256(key) == sha:
+            return sha
     written.append(key)  # before the put: a failed put is cleaned up too
     return store.put_file(key, path, content_type) if path is not None else store.put_bytes(key, data or b"",
                                                                                           content_type)
