@@ -297,9 +297,10 @@ def measure_piece(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], 
 
 
 def pictures_bytes(pictures: dict[str, np.ndarray]) -> bytes:
-    """A piece's QC pictures as one .npz (stored next to its segment)."""
+    """A piece's QC pictures as one .npz (stored next to its segment). Not compressed: zlib took 0.1 s
+    a piece (a ninth of its QC) to save 7 % of 4 MB at 320x240 (16-bit film grain hardly compresses)."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **pictures)
+    np.savez(buf, **pictures)
     return buf.getvalue()
 
 
