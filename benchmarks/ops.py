@@ -357,7 +357,7 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=8)
     ap.add_argument("--long-factor", type=int, default=4)
     ap.add_argument("--frames-per-shot", type=int, default=48)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only-scaling", action="store_true",
                     help="only the 1 vs 2 workers comparison (e.g. on a longer film: --frames-per-shot 48)")
     ap.add_argument("--only-overhead", action="store_true",
@@ -446,6 +446,7 @@ def main() -> None:
             "piece_phases_s"],
         "task_s_median_run": runs["w1"][sorted(range(len(w1)), key=w1.__getitem__)[len(w1) // 2]]["task_s"],
         "flow_over_plain": round((med(w1) - med(plain)) / med(plain), 3),
+        "flow_over_plain_per_rep": [round(f / p - 1, 3) for f, p in zip(w1, plain, strict=True)],
         "cpu_flow_over_plain": round((med(cpu1) - med(plain_cpu)) / med(plain_cpu), 3),
         "cli_over_plain": round((med(cli1) - med(plain)) / med(plain), 3),
         "goal_max": 0.05,
@@ -484,7 +485,8 @@ def main() -> None:
     print(f"\n{'what':42s} {'A':>16s} {'B':>16s} {'B/A or ratio':>13s} {'goal':>8s}  ok")
     for r in rows:
         print(f"{r[0]:42s} {r[1]:>16s} {r[2]:>16s} {r[3]:>13s} {r[4]:>8s}  {r[5]}")
-    print(f"\nflow task time by task (median 1-worker run, s): {o['task_s_median_run']}")
+    print(f"\nflow (1 worker) over plain loop, each repetition: {o['flow_over_plain_per_rep']}")
+    print(f"flow task time by task (median 1-worker run, s): {o['task_s_median_run']}")
     print(f"flow time outside tasks (1 worker, s): {o['untracked_s']}; flow start to first Dask task: "
           f"{o['flow_start_to_first_dask_task_s']}")
     print(f"plain loop by phase (s): {o['plain_phases_s']}")

@@ -11,7 +11,7 @@ import queue
 import tempfile
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from fractions import Fraction
 from importlib.metadata import version as dist_version
@@ -119,20 +119,27 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
                    qc: dict[str, Any], grades: list[dict[str, Any]], prefix: str, width: int, height: int,
                    outputs: list[OutputRecord], written: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Masters, QC files and grades under `prefix`; appends to `outputs` and (before each put) `written`."""
-    with tempfile.TemporaryDirectory(prefix="reel-publish-") as tmp:
+    # Publishing runs after the last piece, when the workers are idle: its fetches, joins and puts run
+    # side by side (file copies, hashing and muxing release the GIL).
+    with tempfile.TemporaryDirectory(prefix="reel-publish-") as tmp, \
+            ThreadPoolExecutor(max_workers=4, thread_name_prefix="reel-publish") as pool:
         tmpdir = Path(tmp)
-        original = None
+        original, fetching = None, None
         if record.audio_streams:  # the masters carry the original's sound
             original = tmpdir / ("original" + Path(record.original_key).suffix)
-            store.get_file(record.original_key, original)  # checksum verified
-        encoded = _masters(store, record, recipe, segments, tmpdir, original, width, height)
-        for codec in recipe.masters:
+            fetching = pool.submit(store.get_file, record.original_key, original)  # checksum verified
+        encoded = _masters(store, record, recipe, segments, tmpdir, original, width, height, pool=pool,
+                           original_fetched=fetching)
+
+        def put_master(codec: str) -> OutputRecord:
             out = encoded[codec]
             name, kind = MASTER_FILES[codec]
             sha = _put_output(store, f"{prefix}/{name}", written, path=out)
-            outputs.append(OutputRecord(path=name, sha256=sha, size_bytes=out.stat().st_size, kind=kind,
-                                        codec=codec))
+            size = out.stat().st_size
             out.unlink()
+            return OutputRecord(path=name, sha256=sha, size_bytes=size, kind=kind, codec=codec)
+
+        outputs.extend(pool.map(put_master, recipe.masters))
 
         qc_shots = []
         for r in qc["shots"]:
@@ -171,40 +178,48 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
 
 
 def _masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord], tmpdir: Path,
-             original: Path | None, width: int, height: int, join: bool = True) -> dict[str, Path]:
+             original: Path | None, width: int, height: int, join: bool = True,
+             pool: ThreadPoolExecutor | None = None, original_fetched: Future[Any] | None = None) -> dict[str, Path]:
     """The recipe's masters as files in `tmpdir`: joined from the pieces' parts by copying packets (the
     workers encoded them, FFV1's part is the segment itself), or, for a codec whose parts do not join
-    (or with `join` off), encoded here from the decoded segments (from one decode, one thread each)."""
+    (or with `join` off), encoded here from the decoded segments (from one decode, one thread each).
+    `pool`: threads for the fetches and joins (else one is made); `original_fetched`: the fetch of
+    `original` still under way (waited for before the sound is used)."""
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="reel-publish") as own:
+            return _masters(store, record, recipe, segments, tmpdir, original, width, height, join, own,
+                            original_fetched)
     audio = str(original) if original is not None and record.audio_streams else None
     fps = Fraction(record.fps)
-    seg_paths = []
-    for i, seg in enumerate(segments):
-        p = tmpdir / f"seg{i:05d}.mkv"
-        store.get_file(seg.key, p)
-        seg_paths.append(p)
-    done: dict[str, Path] = {}
+    seg_paths = [tmpdir / f"seg{i:05d}.mkv" for i in range(len(segments))]
+    fetches = list(zip([s.key for s in segments], seg_paths, strict=True))
+    parts_of: dict[str, list[Path]] = {}
     for codec in recipe.masters if join else []:
         if codec == "ffv1":
-            parts, fetched = seg_paths, []
-        elif all(codec in s.master_parts for s in segments):
-            fetched = [tmpdir / f"part{i:05d}-{codec}" for i in range(len(segments))]
-            for seg, p in zip(segments, fetched, strict=True):
-                store.get_file(seg.master_parts[codec], p)
-            parts = fetched
-        else:  # not expected (restore-piece makes missing parts): encoded below
-            continue
+            parts_of[codec] = seg_paths
+        elif all(codec in s.master_parts for s in segments):  # else (not expected): encoded below
+            parts_of[codec] = [tmpdir / f"part{i:05d}-{codec}" for i in range(len(segments))]
+            fetches += zip([s.master_parts[codec] for s in segments], parts_of[codec], strict=True)
+    list(pool.map(lambda kp: store.get_file(*kp), fetches))  # checksums verified; the first error is raised
+    if original_fetched is not None:
+        original_fetched.result()
+
+    def joined(codec: str) -> Path | None:
         out = tmpdir / MASTER_FILES[codec][0]
         try:
-            count = join_master(parts, out, fps=fps, codec=codec, audio_source=audio)
+            count = join_master(parts_of[codec], out, fps=fps, codec=codec, audio_source=audio)
         except MediaError as e:  # parts from another FFmpeg build or settings: encode this master below
             print(f"{record.title}: the {codec} master is encoded from the segments, its parts do not join ({e})")
-            continue
+            return None
         finally:
-            for p in fetched:
-                p.unlink(missing_ok=True)
+            if codec != "ffv1":
+                for p in parts_of[codec]:
+                    p.unlink(missing_ok=True)
         if count != record.frames:
             raise RuntimeError(f"{out.name}: joined {count} frames, expected {record.frames}")
-        done[codec] = out
+        return out
+
+    done = {c: out for c, out in zip(parts_of, pool.map(joined, parts_of), strict=True) if out is not None}
     rest = [c for c in recipe.masters if c not in done]
     if rest:
         fan = FanOut(itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths), len(rest))
