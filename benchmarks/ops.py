@@ -1,7 +1,8 @@
 """Operations benchmark: memory against film length, Dask scaling, orchestration overhead.
 
     .venv/bin/python -m benchmarks.ops [--out bench-out] [--size 320x240] [--shots 8] [--long-factor 4]
-                                       [--frames-per-shot 48] [--reps 3]
+                                       [--frames-per-shot 48] [--reps 5]
+                                       [--only-scaling | --only-overhead]
 
 Everything runs the real `reel restore` (the venv's CLI, one subprocess per run, `defects` recipe,
 a fresh store per run, default chunk/piece settings, one PREFECT_HOME shared by the runs so its
@@ -27,13 +28,16 @@ database is created once) on synthetic films rendered here. Writes OUT/ops.json 
      the LocalCluster start, ingest, shot detection, restore, QC, publish);
    - CLI wall: the whole `reel restore` process (adds interpreter start, imports, the ephemeral
      Prefect server start and stop, copying the version to --out);
-   - overhead = (flow wall - plain) / plain. Goal <= 5 %. Also CPU: all CPU seconds of the flow's
-     process tree / the plain loop's.
+   - overhead = (flow wall - plain) / plain, of the medians (and per repetition). Goal <= 5 %.
+     Also CPU: all CPU seconds of the flow's process tree / the plain loop's.
+   Before each timed run everything written so far is synced to disk and the plain loop deletes
+   its outputs (as each flow run's store is deleted), so no run pays for another's write-back.
    Task-run durations per task name come from the same database, so the report says where the
    flow's time goes.
 Times on a shared 2-core machine are noisy: only ratios of runs made side by side mean anything;
 the load average before and after is recorded. The defaults (320x240, 8 vs 32 shots of 48 frames,
-i.e. 384 vs 1,536 frames, 3 repetitions) take about 20 minutes on 2 cores.
+i.e. 384 vs 1,536 frames, 5 repetitions) take about 25 minutes on 2 cores; `--only-overhead` (flow
+vs plain loop in alternating order, OUT/ops-overhead-<frames>.json) about 11 minutes with --reps 4.
 """
 
 from __future__ import annotations
