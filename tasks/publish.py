@@ -10,6 +10,7 @@ import json
 import queue
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -111,8 +112,17 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
         qc=qc_doc["summary"], review=review, outputs=outputs,
     )
     if not store.put_if_absent(mkey, manifest.to_json().encode(), content_type="application/json"):
-        return json.loads(store.get_bytes(mkey))  # a concurrent run published this version first
+        return _published_by_other(store, mkey)  # a concurrent run published this version first
     return json.loads(manifest.to_json())
+
+
+def _published_by_other(store: Any, mkey: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The manifest a concurrent run created first. A local store links the object before it records
+    its checksum, so the winner may still be finishing: wait for the complete object."""
+    deadline = time.monotonic() + timeout_s
+    while not store.exists(mkey) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return json.loads(store.get_bytes(mkey))
 
 
 def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord],

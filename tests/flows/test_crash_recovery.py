@@ -256,16 +256,20 @@ def test_killed_dask_worker_is_rescheduled_and_master_is_the_same(tiny_film, ref
 
 def test_two_concurrent_runs_publish_one_manifest(tiny_film, reference, cluster_env, monkeypatch):
     """Two runs of one title+source+recipe at once, in the order that hurts: both write the version's
-    outputs, then the one that wrote its master first creates the manifest and the other loses the
+    outputs, then the one that finished writing them first creates the manifest and the other loses the
     conditional create (a barrier holds both there, so neither sees the other's manifest earlier).
     Exactly one manifest, both runs return it, and the published files match it.
     (tests/infra/test_storage.py covers put_if_absent itself; this is the flow around it.)"""
     from flows.restore_title import run_restore
 
     title, root = "crash-race", cluster_env["root"]
+    import tasks.publish
+
     real_put_file, real_put_if_absent = LocalStore.put_file, LocalStore.put_if_absent
+    real_write_outputs = tasks.publish._write_outputs
     barrier = threading.Barrier(2, timeout=180)
-    master_writers: list[int] = []  # thread ids in the order they wrote master.mkv
+    master_writers: list[int] = []  # one entry per put of master.mkv (from publish's own threads)
+    output_writers: list[int] = []  # flow threads, in the order they finished writing their outputs
     first_done = threading.Event()
     created: list[bool] = []
 
@@ -275,11 +279,16 @@ def test_two_concurrent_runs_publish_one_manifest(tiny_film, reference, cluster_
             master_writers.append(threading.get_ident())
         return sha
 
+    def write_outputs(*args, **kwargs):
+        done = real_write_outputs(*args, **kwargs)
+        output_writers.append(threading.get_ident())
+        return done
+
     def put_if_absent(self, key, data, content_type=None):
         if not key.endswith("/manifest.json"):
             return real_put_if_absent(self, key, data, content_type)
         barrier.wait()
-        if threading.get_ident() != master_writers[0]:
+        if threading.get_ident() != output_writers[0]:
             first_done.wait(60)
         ok = real_put_if_absent(self, key, data, content_type)
         created.append(ok)
@@ -288,13 +297,14 @@ def test_two_concurrent_runs_publish_one_manifest(tiny_film, reference, cluster_
 
     monkeypatch.setattr(LocalStore, "put_file", put_file)  # publish runs in each flow's own thread
     monkeypatch.setattr(LocalStore, "put_if_absent", put_if_absent)
+    monkeypatch.setattr(tasks.publish, "_write_outputs", write_outputs)
     runs = [run_in_thread(run_restore, str(tiny_film["path"]), title, "defects") for _ in range(2)]
     for t, _ in runs:
         t.join(300)
         assert not t.is_alive(), "a concurrent run hung"
     errors = [box["error"] for _, box in runs if "error" in box]
     assert not errors, errors
-    # the first writer won; the loser found the same bytes already there and did not rewrite them
+    # the first to finish won; the loser found the same master already there and did not rewrite it
     # (both may write if they checked at the same instant: identical bytes either way)
     assert created == [True, False] and 1 <= len(master_writers) <= 2
     a, b = (box["result"]["manifest"] for _, box in runs)
