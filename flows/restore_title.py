@@ -23,7 +23,7 @@ from catalog.records import IngestRecord
 from catalog.review import RerunPlan, merge_overrides, overrides_doc
 from catalog.shots import plan_pieces
 from flows.recipes import resolve_recipe
-from infra.cluster import cluster_starting, make_task_runner
+from infra.cluster import RunsCluster, cluster_starting, make_task_runner
 from infra.prefect_api import shared_prefect_api
 from infra.settings import Settings, load_settings
 from infra.sources import check_source
@@ -42,7 +42,8 @@ Overrides = dict[int, dict[str, dict[str, Any]]]  # {shot: {stage: {param: value
 
 
 # Served runs (`reel serve`) load this module in a fresh process: the decorator's runner is the
-# settings' Dask one there too. `run_restore` builds its own from the settings at call time.
+# settings' Dask one there too (the serve process's cluster, whose address it exports). `run_restore`
+# uses a cluster it starts alongside the Prefect API.
 @flow(name="restore-title", flow_run_name="restore-{title}", log_prints=True,
       task_runner=make_task_runner(Settings()))
 def restore_title(source: str, title: str, recipe: str | Recipe = "default", review_gate: bool = False,
@@ -207,8 +208,14 @@ def pieces_by_shot(title: str, of_shot: dict[int, list[Any]]) -> Iterator[tuple[
 
 
 def run_restore(source: str, title: str, recipe: str | Recipe = "default", **params: Any) -> dict[str, Any]:
-    """Run the flow on the task runner the settings describe (LocalCluster by default); returns its summary.
+    """Run the flow on the cluster the settings describe (a LocalCluster by default, started while the
+    Prefect API starts); returns its summary.
     `params`: the flow's other parameters (review_gate, redo_shots, overrides, from_step)."""
-    with shared_prefect_api():
-        runner = make_task_runner(load_settings())
-        return restore_title.with_options(task_runner=runner)(source=source, title=title, recipe=recipe, **params)
+    cluster = RunsCluster(load_settings()).start()
+    try:
+        with shared_prefect_api(), cluster:  # the cluster closes first, while its workers' API is up
+            runner = cluster.task_runner()
+            return restore_title.with_options(task_runner=runner)(source=source, title=title, recipe=recipe,
+                                                                  **params)
+    finally:
+        cluster.close()  # when the API did not start

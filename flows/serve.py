@@ -4,7 +4,10 @@ It serves two deployments, so the UI's Run, "Custom run" and Retry work:
   restore-title/reel     one title (review gate on by default; rerun parameters in the form)
   catalogue-sweep/reel   on the cron in settings, starts restore-title runs for titles that need work
 and a small read-only page for QC pictures that the QC artifacts link to (`infra.pictures`).
-Flow runs execute in child processes of this one and inherit its environment (settings).
+Flow runs execute in child processes of this one and inherit its environment (settings). They share
+one Dask cluster: REEL_DASK_ADDRESS's, or a LocalCluster this process starts and exports as
+REEL_DASK_ADDRESS to its children, so no run pays for a cluster start and concurrent runs share the
+workers instead of each starting REEL_DASK_WORKERS more.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from prefect.deployments.runner import EntrypointType
 
 from flows.catalogue import catalogue_sweep
 from flows.restore_title import restore_title
+from infra.cluster import RunsCluster
 from infra.pictures import start_picture_server
 from infra.settings import Settings, load_settings
 from infra.storage import open_store
@@ -49,7 +53,10 @@ def run_serve(host: str = "127.0.0.1", port: int = 8470, sweep_schedule: bool = 
     os.environ["REEL_PUBLIC_URL"] = public  # flow runs (child processes) link QC pictures here
     print(f"QC pictures: {public}/pictures/...")
     try:
-        # restore runs (running or paused for review) plus the sweep itself
-        serve(*deployments(settings, sweep_schedule), limit=settings.sweep_max_concurrent + 1)
+        with RunsCluster(settings) as cluster:
+            os.environ["REEL_DASK_ADDRESS"] = cluster.address()  # read by the flow runs' settings
+            print(f"Dask scheduler: {cluster.address()}")
+            # restore runs (running or paused for review) plus the sweep itself
+            serve(*deployments(settings, sweep_schedule), limit=settings.sweep_max_concurrent + 1)
     finally:
         pictures.shutdown()

@@ -1,10 +1,15 @@
-"""The Dask task runner: a LocalCluster on embedded defaults, or a scheduler address from settings."""
+"""The Dask task runner: a LocalCluster on embedded defaults, or a scheduler address from settings.
+
+A process that makes flow runs (`reel restore`, `reel serve`) holds one cluster for all of them
+(`RunsCluster`): started in the background while the Prefect API starts, and not paid again per title.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 import dask
@@ -22,22 +27,94 @@ WORKER_DASK_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD
 dask.config.set(WORKER_DASK_CONFIG)  # read by each Nanny when it starts, in this (the flow's) process
 
 
+def local_cluster_kwargs(settings: Settings) -> dict[str, Any]:
+    """distributed.LocalCluster's arguments for the settings' worker processes and threads."""
+    threads = settings.dask_threads_per_worker
+    return {
+        "n_workers": settings.dask_workers,
+        "threads_per_worker": threads,
+        "processes": True,
+        "dashboard_address": None,
+        # one OpenCV/BLAS thread per Dask thread: workers already use every core
+        "env": {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+                "OPENCV_FOR_THREADS_NUM": str(threads)},
+    }
+
+
 def make_task_runner(settings: Settings) -> DaskTaskRunner:
+    """A runner for one flow run: the cluster at the settings' address, or a LocalCluster of its own."""
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
-    threads = settings.dask_threads_per_worker
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": settings.dask_workers,
-            "threads_per_worker": threads,
-            "processes": True,
-            "dashboard_address": None,
-            # one OpenCV/BLAS thread per Dask thread: workers already use every core
-            "env": {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-                    "OPENCV_FOR_THREADS_NUM": str(threads)},
-        },
-    )
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=local_cluster_kwargs(settings))
+
+
+class ClusterStartError(RuntimeError):
+    """The local Dask cluster did not start."""
+
+
+class RunsCluster:
+    """The Dask cluster that every flow run of this process uses.
+
+    With REEL_DASK_ADDRESS set, the cluster there. Otherwise a LocalCluster (REEL_DASK_WORKERS processes)
+    that this process starts in a background thread on entering, so that it starts while the caller
+    does other things (the Prefect API server, say), and closes on exit (or `close()`). Each worker imports the task
+    modules as it starts. Runs reach the cluster by address (`task_runner()`), so child processes can too:
+    `reel serve` exports it as REEL_DASK_ADDRESS to the flow runs it starts.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._cluster: Any = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RunsCluster:
+        """Start the local cluster in the background (once; nothing to start for an address)."""
+        if not self.settings.dask_address and self._thread is None:
+            self._thread = threading.Thread(target=self._start, name="reel-cluster", daemon=True)
+            self._thread.start()
+        return self
+
+    def __enter__(self) -> RunsCluster:
+        return self.start()
+
+    def _start(self) -> None:
+        from distributed import Client, LocalCluster
+
+        try:
+            self._cluster = LocalCluster(**local_cluster_kwargs(self.settings))
+            with Client(self._cluster, set_as_default=False) as client:
+                client.run(_import_task_modules)  # on every worker, before any task
+        except BaseException as exc:  # raised, with the cause, to whoever asks for the address
+            self._error = exc
+
+    def address(self) -> str:
+        """The scheduler's address (waits for the local cluster to be up)."""
+        if self.settings.dask_address:
+            return self.settings.dask_address
+        if self._thread is None:
+            raise RuntimeError("RunsCluster.address() before start()")
+        self._thread.join()
+        if self._error is not None or self._cluster is None:
+            raise ClusterStartError(f"the local Dask cluster ({self.settings.dask_workers} workers) did not start: "
+                                    f"{self._error!r}") from self._error
+        return str(self._cluster.scheduler_address)
+
+    def task_runner(self) -> DaskTaskRunner:
+        return DaskTaskRunner(address=self.address())
+
+    def close(self) -> None:
+        """Close the local cluster (once it is up). Close it while the Prefect API its workers reported
+        to is still up: a worker with run logs or events for a stopped API outlives the nanny's wait."""
+        if self._thread is not None:
+            self._thread.join()
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 TASK_MODULES = ("tasks.restore", "tasks.qc", "tasks.shots", "tasks.colour")

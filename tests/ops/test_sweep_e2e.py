@@ -4,6 +4,8 @@ one-minute cron and restore-title runs under the concurrency limit."""
 
 from __future__ import annotations
 
+import re
+
 from flows.catalogue_cli import write_example_catalogue
 from infra.settings import Settings
 from tests.prefect_stack import prefect_stack, wait_for
@@ -49,3 +51,9 @@ def test_catalogue_goes_from_pending_to_published_through_the_scheduled_sweep(tm
     assert sorted(r.name for r in restores) == sorted(f"restore-{t}" for t in before)  # one run per title
     assert all("catalogue-sweep" in r.tags and r.state.is_completed() for r in restores)
     assert any(sum(v == "running" for v in s.values()) >= 1 for s in seen)  # we watched it work
+    # the served runs share the serve process's one cluster: none starts its own
+    serve_log = (tmp_path / "logs" / "serve.log").read_text()
+    schedulers = re.findall(r"Dask scheduler: (tcp://\S+)", serve_log)
+    assert len(schedulers) == 1, serve_log[-3000:]
+    assert "Creating a new Dask cluster" not in serve_log
+    assert serve_log.count(f"Connecting to an existing Dask cluster at {schedulers[0]}") >= len(before)
