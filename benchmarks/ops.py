@@ -38,7 +38,7 @@ database is created once) on synthetic films rendered here. Writes OUT/ops.json 
    flow's time goes.
 Times on a shared 2-core machine are noisy: only ratios of runs made side by side mean anything;
 the load average before and after is recorded. The defaults (320x240, 8 vs 32 shots of 48 frames,
-i.e. 384 vs 1,536 frames, 5 repetitions) take about 25 minutes on 2 cores; `--only-overhead` (flow
+i.e. 384 vs 1,536 frames, 5 repetitions) take about 27 minutes on 2 cores; `--only-overhead` (flow
 vs plain loop in alternating order, OUT/ops-overhead-<frames>.json) about 11 minutes with --reps 4.
 """
 
@@ -435,7 +435,7 @@ def main() -> None:
     results["memory"]["meets_goal"] = results["memory"]["tree_ratio"] <= 1.10
     results["scaling"] = {
         "flow_s_1_worker": [round(x, 2) for x in w1], "flow_s_2_workers": [round(x, 2) for x in w2],
-        "restore_task_s_1_worker": [r["task_s"].get("restore-shot") for r in runs["w1"]],
+        "restore_task_s_1_worker": [r["task_s"].get("restore-piece") for r in runs["w1"]],
         "speedup": round(med(w1) / med(w2), 3), "goal_min": 1.5,
     }
     results["scaling"]["meets_goal"] = results["scaling"]["speedup"] >= 1.5

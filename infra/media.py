@@ -1202,9 +1202,7 @@ def join_master(parts: Iterable[str | os.PathLike], out_path: str | os.PathLike,
                     if ctx.name != spec.encoder.split("_")[0] and ctx.name != spec.encoder:
                         raise MediaError(f"{str(part)!r} is {ctx.name}, not a {codec} master part")
                     first = header
-                    video = container.add_stream_from_template(stream)
-                    video.codec_context.framerate = fps  # written as the track's frame duration
-                    video.time_base = 1 / fps
+                    video = _add_copied_video(container, stream, fps)
                     tags.apply(video.codec_context)
                     if audio_source is not None:
                         audio = cleanup.enter_context(contextlib.closing(_AudioCarrier(audio_source, container)))
@@ -1216,17 +1214,31 @@ def join_master(parts: Iterable[str | os.PathLike], out_path: str | os.PathLike,
                         continue
                     if not packet.is_keyframe:
                         raise MediaError(f"{str(part)!r} has a frame that is not a key frame: not joinable")
-                    packet.stream = video
-                    packet.time_base = 1 / fps  # muxing rescales to the stream's time base
-                    packet.pts = packet.dts = count
-                    packet.duration = 1
-                    container.mux(packet)
+                    _mux_as_frame(container, video, packet, count, fps)
                     count += 1
                     if audio:
                         audio.mux_until(count / fps)
         if audio:
             audio.finish()
     return count
+
+
+def _add_copied_video(container: av.container.OutputContainer, template: Any, fps: Fraction) -> Any:
+    """An output video stream for `template`'s packets, copied as they are, at `fps` frames a second."""
+    video = container.add_stream_from_template(template)
+    video.codec_context.framerate = fps  # written as the track's frame duration
+    video.time_base = 1 / fps
+    return video
+
+
+def _mux_as_frame(container: av.container.OutputContainer, video: Any, packet: av.Packet, index: int,
+                  fps: Fraction) -> None:
+    """Mux a copied packet as frame `index` of `video` (timestamps renumbered: frame i at i / fps)."""
+    packet.stream = video
+    packet.time_base = 1 / fps  # muxing rescales to the stream's time base
+    packet.pts = packet.dts = index
+    packet.duration = 1
+    container.mux(packet)
 
 
 # Codecs that code every frame on its own (FFV1 can be written with a GOP, so packets are still checked).
@@ -1266,19 +1278,13 @@ def copy_intra_chunks(path: str | os.PathLike, out_dir: str | os.PathLike, frame
             target = out_dir / f"{index:05d}.mkv"
             count = 0
             with _new_output(target, "matroska", "mezzanine chunk") as container:
-                video = container.add_stream_from_template(stream)
-                video.codec_context.framerate = fps
-                video.time_base = 1 / fps
+                video = _add_copied_video(container, stream, fps)
                 packet: av.Packet | None = first
                 while packet is not None:
                     if not packet.is_keyframe or packet.is_discard or packet.is_corrupt:
                         raise NotIntraOnly(f"{str(path)!r}: packet {index * frames_per_chunk + count} is not a "
                                            "key frame decodable on its own")
-                    packet.stream = video
-                    packet.time_base = 1 / fps
-                    packet.pts = packet.dts = count
-                    packet.duration = 1
-                    container.mux(packet)
+                    _mux_as_frame(container, video, packet, count, fps)
                     count += 1
                     packet = next(packets, None) if count < frames_per_chunk else None
             yield target, count
