@@ -55,11 +55,12 @@ class ClusterStartError(RuntimeError):
 class RunsCluster:
     """The Dask cluster that every flow run of this process uses.
 
-    With REEL_DASK_ADDRESS set, the cluster there. Otherwise a LocalCluster (REEL_DASK_WORKERS processes)
-    that this process starts in a background thread on entering, so that it starts while the caller
-    does other things (the Prefect API server, say), and closes on exit (or `close()`). Each worker imports the task
-    modules as it starts. Runs reach the cluster by address (`task_runner()`), so child processes can too:
-    `reel serve` exports it as REEL_DASK_ADDRESS to the flow runs it starts.
+    With REEL_DASK_ADDRESS set, the cluster there. Otherwise a LocalCluster (REEL_DASK_WORKERS
+    processes) that this process starts in a background thread (`start()` or entering), so that it
+    starts while the caller does other things (the Prefect API server, say), and closes on exit (or
+    `close()`). Each worker imports the task modules as it starts. Runs reach the cluster by address
+    (`task_runner()`), so child processes can too: `reel serve` exports it as REEL_DASK_ADDRESS to
+    the flow runs it starts.
     """
 
     def __init__(self, settings: Settings) -> None:
