@@ -204,14 +204,13 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def _shot_statistics(stage: Any, src: Path, shots: Any, fps: Any, color: Any, depth: int) -> dict[int, dict]:
-    """Solved shot-analysis statistics per shot, from up to 12 frames sampled across each shot."""
+    """Solved shot-analysis statistics per shot, from the frames the stage asks for in each shot."""
     from infra.media import iter_frames
     from models.clip import Clip
 
     want: dict[int, int] = {}
     for row in shots.itertuples(index=False):
-        n = int(row.end_frame) - int(row.start_frame)
-        for f in np.unique(np.linspace(row.start_frame, row.end_frame - 1, min(12, n)).round().astype(int)):
+        for f in stage.analysis_frames(int(row.start_frame), int(row.end_frame), 12):
             want[int(f)] = int(row.shot)
     samples: dict[int, list[np.ndarray]] = {}
     for i, frame in enumerate(iter_frames(src, depth=depth)):

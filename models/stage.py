@@ -16,7 +16,8 @@ class attributes tell the orchestrator what it needs to know:
 Some stages need data no chunk can see: a per-shot colour correction needs the
 whole shot's statistics, a grade needs the LUT learned from reference frames.
 The flow computes that data (`shot_analysis` stages get `analyse(clip)` on
-frames sampled from the whole shot) and hands it over with `bind(**data)`,
+frames sampled from the whole shot, or on a run of consecutive frames from its
+middle where `analysis_run` asks for one) and hands it over with `bind(**data)`,
 which returns a new stage; `spec()` then carries a digest of the bound data, so
 it is part of every storage key exactly like a parameter.
 """
@@ -48,6 +49,17 @@ class Stage(ABC):
     Params: ClassVar[type[StageParams]] = StageParams
     # True: the flow calls analyse() on frames sampled from the whole shot and binds the result.
     shot_analysis: ClassVar[bool] = False
+    # > 0: analyse() wants up to this many consecutive frames from the middle of the shot (a motion
+    # trajectory) instead of frames sampled across it
+    analysis_run: ClassVar[int] = 0
+
+    def analysis_frames(self, start: int, end: int, samples: int = 12) -> list[int]:
+        """The frames of the shot [start, end) that `analyse` is given."""
+        n = end - start
+        if self.analysis_run > 0:
+            a = start + max(0, (n - self.analysis_run) // 2)
+            return list(range(a, min(end, a + self.analysis_run)))
+        return [int(f) for f in np.unique(np.linspace(start, end - 1, min(samples, n)).round().astype(int))]
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params(**params)

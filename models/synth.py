@@ -650,6 +650,80 @@ def _audio(cfg: SynthConfig) -> tuple[np.ndarray, list[dict]]:
 # --------------------------------------------------------------------------------------------------
 
 
+class _Damage:
+    """The degradations of `cfg` (fade, flicker, weave, grain, scratches, blotches), applied frame by frame
+    in that order; the truth of each is kept (blotches as they are made)."""
+
+    def __init__(self, cfg: SynthConfig) -> None:
+        self.cfg = cfg
+        self.fade = _fade_params(cfg)
+        self.flick = _flicker_params(cfg)
+        self.weave = _weave_params(cfg)
+        self.grain = _grain_params(cfg)
+        self.scratches = _scratch_params(cfg)
+        self.blotches: list[dict] = []
+        self._fade_m = np.array(self.fade["matrix"], dtype=np.float32)
+        self._gain = np.array(self.flick["gain"], np.float32)
+        self._off = np.array(self.flick["offset"], np.float32)
+        self._slope = np.array(self.flick["spatial_slope"], np.float32)
+        self._xcoord = (2.0 * np.arange(cfg.width, dtype=np.float32) / np.float32(cfg.width - 1) - 1.0)[None, :, None]
+        if cfg.grain:
+            gs = self.grain["blur_sigma"]
+            self._gk = cv2.getGaussianKernel(2 * int(math.ceil(3 * gs)) + 1, gs, cv2.CV_32F)
+            self._g_norm = np.float32(1.0 / float((self._gk.astype(np.float64) ** 2).sum()))  # back to unit std
+            self._grain_rng = _rng(cfg.seed, _S_GRAIN, 1)
+        self._blotch_rng = _rng(cfg.seed, _S_BLOTCH)
+
+    def apply(self, x: np.ndarray, t: int) -> np.ndarray:
+        """Frame t (float32 RGB in [0, 1], changed in place where convenient) degraded, as uint8."""
+        cfg, (H, W) = self.cfg, (self.cfg.height, self.cfg.width)
+        if cfg.fade:
+            x = cv2.transform(x, self._fade_m)
+            np.clip(x, 0.0, 1.0, out=x)
+        if cfg.flicker:
+            x = x * (self._gain[t] * (1.0 + self._slope[t] * self._xcoord)) + self._off[t]
+            np.clip(x, 0.0, 1.0, out=x)
+        if cfg.weave:
+            dx, dy = self.weave[t]
+            m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+            x = cv2.warpAffine(x, m, (W, H), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            np.clip(x, 0.0, 1.0, out=x)
+        if cfg.grain:
+            g = self.grain
+            n = self._grain_rng.standard_normal((H, W, 3), dtype=np.float32)
+            n = n * np.float32(math.sqrt(1 - g["mono"] ** 2)) + \
+                self._grain_rng.standard_normal((H, W, 1), dtype=np.float32) * np.float32(g["mono"])
+            n = cv2.sepFilter2D(n, -1, self._gk, self._gk, borderType=cv2.BORDER_REFLECT)
+            L = _luma(x)
+            amp = (np.float32(g["sigma"]) * self._g_norm) * (0.4 + 2.4 * L * (1.0 - L))
+            x += n * amp[..., None]
+            np.clip(x, 0.0, 1.0, out=x)
+        for sc in self.scratches:
+            if sc["start"] <= t < sc["end"]:
+                _apply_scratch(x, sc, t - sc["start"], H, W)
+        q = to_uint(x, np.uint8)
+        if cfg.blotches:
+            _apply_blotches(self._blotch_rng, x, q, t, _scale(W, H), self.blotches)
+        return q
+
+
+def degrade_footage(clean: np.ndarray, seed: int = 0, *, flicker: bool = True, weave: bool = True,
+                    grain: bool = True, scratches: bool = True, blotches: bool = True,
+                    fade: bool = False) -> tuple[np.ndarray, dict]:
+    """Real footage (T, H, W, 3) uint8 with the synthetic film's damage added, as one shot: (degraded
+    uint8, truth: flicker, weave, grain, scratches, blotches as `render_film` describes them). Weave
+    lands on top of whatever the camera did, so a clean hand-held clip keeps its own motion."""
+    t, h, w, _ = clean.shape
+    cfg = SynthConfig(width=w, height=h, shots=1, frames_per_shot=t, seed=seed, flicker=flicker, weave=weave,
+                      grain=grain, scratches=scratches, blotches=blotches, fade=fade)
+    damage = _Damage(cfg)
+    out = np.stack([damage.apply(f.astype(np.float32) / np.float32(255.0), i) for i, f in enumerate(clean)])
+    truth = {"seed": seed, "width": w, "height": h, "frames": t, "cuts": [], "config": cfg.to_dict(),
+             "fade": damage.fade, "flicker": damage.flick, "weave": damage.weave, "grain": damage.grain,
+             "scratches": damage.scratches, "blotches": damage.blotches}
+    return out, truth
+
+
 def render_film(cfg: SynthConfig) -> SynthFilm:
     """Render the clean and degraded film, audio and ground truth for `cfg`.
 
@@ -684,26 +758,9 @@ def render_film(cfg: SynthConfig) -> SynthFilm:
     fast_shots = [k == fast_shot or rng.random() < 0.5 for k in range(cfg.shots)]
     grey_shot = 2 if cfg.shots >= 3 else -1
 
-    fade = _fade_params(cfg)
-    flick = _flicker_params(cfg)
-    weave = _weave_params(cfg)
-    grain = _grain_params(cfg)
-    scratches = _scratch_params(cfg)
-    fade_m = np.array(fade["matrix"], dtype=np.float32)
-    f_gain = np.array(flick["gain"], np.float32)
-    f_off = np.array(flick["offset"], np.float32)
-    f_slope = np.array(flick["spatial_slope"], np.float32)
-    xcoord = (2.0 * np.arange(W, dtype=np.float32) / np.float32(W - 1) - 1.0)[None, :, None]
-    if cfg.grain:
-        gs = grain["blur_sigma"]
-        ksz = 2 * int(math.ceil(3 * gs)) + 1
-        gk = cv2.getGaussianKernel(ksz, gs, cv2.CV_32F)
-        g_norm = np.float32(1.0 / float((gk.astype(np.float64) ** 2).sum()))  # back to unit std
-        grain_rng = _rng(cfg.seed, _S_GRAIN, 1)
-        mono, chroma = np.float32(grain["mono"]), np.float32(math.sqrt(1 - grain["mono"] ** 2))
-        g_sigma = np.float32(grain["sigma"])
-    blotch_rng = _rng(cfg.seed, _S_BLOTCH)
-    blotches: list[dict] = []
+    damage = _Damage(cfg)
+    fade, flick, weave, grain, scratches, blotches = (damage.fade, damage.flick, damage.weave, damage.grain,
+                                                      damage.scratches, damage.blotches)
 
     clean = np.empty((T, H, W, 3), np.uint8)
     degraded = np.empty((T, H, W, 3), np.uint8)
@@ -721,31 +778,7 @@ def render_film(cfg: SynthConfig) -> SynthFilm:
             x = _render_clean_frame(scene, k, t, W, H)
             clean[t] = to_uint(x, np.uint8)
 
-            if cfg.fade:
-                x = cv2.transform(x, fade_m)
-                np.clip(x, 0.0, 1.0, out=x)
-            if cfg.flicker:
-                x = x * (f_gain[t] * (1.0 + f_slope[t] * xcoord)) + f_off[t]
-                np.clip(x, 0.0, 1.0, out=x)
-            if cfg.weave:
-                dx, dy = weave[t]
-                Mw = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
-                x = cv2.warpAffine(x, Mw, (W, H), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-                np.clip(x, 0.0, 1.0, out=x)
-            if cfg.grain:
-                n = grain_rng.standard_normal((H, W, 3), dtype=np.float32)
-                n = n * chroma + grain_rng.standard_normal((H, W, 1), dtype=np.float32) * mono
-                n = cv2.sepFilter2D(n, -1, gk, gk, borderType=cv2.BORDER_REFLECT)
-                L = _luma(x)
-                amp = (g_sigma * g_norm) * (0.4 + 2.4 * L * (1.0 - L))
-                x += n * amp[..., None]
-                np.clip(x, 0.0, 1.0, out=x)
-            for sc in scratches:
-                if sc["start"] <= t < sc["end"]:
-                    _apply_scratch(x, sc, t - sc["start"], H, W)
-            q = to_uint(x, np.uint8)
-            if cfg.blotches:
-                _apply_blotches(blotch_rng, x, q, t, s, blotches)
+            q = damage.apply(x, t)
             degraded[t] = q
 
     audio, chords = _audio(cfg)

@@ -31,29 +31,38 @@ SAMPLES_PER_SHOT = 12
 ANALYSIS_MAX_SIDE = 640
 
 
-def _sample_frames(reader: MezzanineReader, start: int, end: int, count: int) -> np.ndarray:
-    idx = np.unique(np.linspace(start, end - 1, min(count, end - start)).round().astype(int))
-    frames = []
-    for f in idx:
-        img = reader.read(int(f), int(f) + 1)[0]
-        h, w = img.shape[:2]
-        step = max(1, int(np.ceil(max(h, w) / ANALYSIS_MAX_SIDE)))
-        frames.append(img[::step, ::step])
-    return np.stack(frames)
+def _read_frames(reader: MezzanineReader, idx: list[int]) -> np.ndarray:
+    """Frames `idx` (sorted), consecutive runs read at once, shrunk to at most ANALYSIS_MAX_SIDE."""
+    frames: list[np.ndarray] = []
+    i = 0
+    while i < len(idx):
+        j = i
+        while j + 1 < len(idx) and idx[j + 1] == idx[j] + 1:
+            j += 1
+        frames.extend(reader.read(idx[i], idx[j] + 1))
+        i = j + 1
+    h, w = frames[0].shape[:2]
+    step = max(1, int(np.ceil(max(h, w) / ANALYSIS_MAX_SIDE)))
+    return np.stack([f[::step, ::step] for f in frames])
 
 
 @task(name="analyse-shot", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE, task_run_name="analyse-shot{shot}")
 def analyse_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: int) -> dict[int, dict]:
-    """{stage index: statistics} for the recipe's shot-analysis stages, from frames sampled across the shot."""
+    """{stage index: statistics} for the recipe's shot-analysis stages, from the frames each asks for
+    (sampled across the shot, or a run of consecutive frames)."""
     stages = {i: s for i, s in enumerate(recipe.build()) if s.shot_analysis}
     if not stages:
         return {}
-    with tempfile.TemporaryDirectory(prefix="reel-analyse-") as tmp:
-        frames = _sample_frames(MezzanineReader(current_store(), record, Path(tmp)), start, end, SAMPLES_PER_SHOT)
     color = ColorInfo(**{**record.color, "bit_depth": record.color.get("bit_depth", record.bit_depth)})
-    clip = Clip.from_uint(frames, Fraction(record.fps), first_frame=start, color=color)
-    return {i: s.analyse(clip) for i, s in stages.items()}
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="reel-analyse-") as tmp:
+        reader = MezzanineReader(current_store(), record, Path(tmp))
+        for i, stage in stages.items():
+            idx = stage.analysis_frames(start, end, SAMPLES_PER_SHOT)
+            clip = Clip.from_uint(_read_frames(reader, idx), Fraction(record.fps), first_frame=idx[0], color=color)
+            out[i] = stage.analyse(clip)
+    return out
 
 
 @task(name="learn-grades", cache_policy=NO_CACHE)
