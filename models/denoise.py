@@ -63,13 +63,16 @@ class DenoiseParams(StageParams):
         return data
 
 
+_RAW_TOLERANCE = 3.0  # raw differences up to ~this many of their robust sigmas count as noise
+
+
 def _box3(x: np.ndarray) -> np.ndarray:
     return cv2.blur(x, (3, 3))
 
 
 class Denoise(Stage):
     name = "denoise"
-    version = "2"
+    version = "3"
     description = "Motion-compensated temporal denoise; remove, keep or resynthesise the grain"
     Params = DenoiseParams
 
@@ -91,19 +94,25 @@ class Denoise(Stage):
             acc = frames[t].copy()
             weight_sum = np.ones(frames.shape[1:3], dtype=np.float32)
             weight_sq = np.ones(frames.shape[1:3], dtype=np.float32)
-            warped, diffs, weights = [], [], []
+            warped, diffs, raws, weights = [], [], [], []
             for s in neighbours:
                 ws = warp(frames[s], flow(frames[t], frames[s]))
                 warped.append(ws)
-                diffs.append(_box3(luma(ws) - ys[t]))
+                raws.append(luma(ws) - ys[t])
+                diffs.append(_box3(raws[-1]))
             if diffs:
-                # robust noise of the smoothed differences, from the nearest neighbour pair
+                # robust noise of the smoothed and of the raw differences, from the nearest neighbour pair
                 near = np.argsort([abs(s - t) for s in neighbours])[:2]
                 sigma = 1.4826 * float(np.median(np.abs(np.concatenate([diffs[i].ravel() for i in near]))))
+                sigma_raw = 1.4826 * float(np.median(np.abs(np.concatenate([raws[i].ravel() for i in near]))))
                 h = max(p.strength * 2.0 * sigma, 1e-4)
+                # fine detail a neighbour does not line up with (a sub-pixel flow error) hides in the
+                # smoothed difference; the raw one shows it once it stands out of the noise: on clean
+                # footage (little noise) such neighbours get no weight, and the detail stays sharp
+                h_raw = max(p.strength * _RAW_TOLERANCE * sigma_raw, 1e-4)
                 sigmas.append(sigma)
-                for ws, d in zip(warped, diffs, strict=True):
-                    wgt = np.exp(-0.5 * (d / h) ** 2).astype(np.float32)
+                for ws, d, r in zip(warped, diffs, raws, strict=True):
+                    wgt = np.exp(-0.5 * ((d / h) ** 2 + (r / h_raw) ** 2)).astype(np.float32)
                     acc += ws * wgt[..., None]
                     weight_sum += wgt
                     if resynth:

@@ -168,7 +168,7 @@ def test_resynth_chunked_equals_whole_clip():
 
 
 def test_params_version_and_the_old_keep_form():
-    assert Denoise.version == "2"
+    assert Denoise.version == "3"
     assert Denoise().spec()["params"]["grain"] == "remove"
     assert Denoise(keep=0.5).params == Denoise(grain="keep", amount=0.5).params
     assert Denoise(keep=0).spec() == Denoise().spec()
