@@ -49,6 +49,9 @@ class ShotRecord(BaseModel):
     overrides: list[str] = Field(default_factory=list, description="stage parameters changed for this shot "
                                                                    "(stage.param=value) by a rerun or review")
     stage_reports: list[dict[str, Any]] = Field(default_factory=list)
+    harm: dict[str, Any] | None = Field(None, description="the harm guard's findings for this shot: what moved "
+                                        "away from the source, the stages dropped for it and why, and whether "
+                                        "the fallback cleared it")
 
 
 class Manifest(BaseModel):

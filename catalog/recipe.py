@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from catalog.harm import HarmLimits, HarmPolicy
 from models.registry import STAGES, make_stage
 from models.stage import Stage
 
@@ -121,6 +122,11 @@ class Recipe(BaseModel):
     review: Literal["on-fail", "always"] = Field(
         "on-fail", description="when a run with the review gate on pauses for a person: only when a shot fails "
                                "QC, or always")
+    on_harm: HarmPolicy = Field(
+        "fallback", description="a shot restored further from its source than restoration justifies (see "
+        "`harm`): fallback = restore it again without the stage that did it (the manifest says which and "
+        "why); review = mark it for a person; off = no check")
+    harm: HarmLimits = Field(default_factory=HarmLimits)
 
     @model_validator(mode="after")
     def _grade_needs_stage(self) -> Recipe:
@@ -181,6 +187,10 @@ class Recipe(BaseModel):
             except Exception as e:
                 raise ValueError(f"override for {spec.name}: {error_summary(e)}") from None
         return self.model_copy(update={"stages": stages})
+
+    def without(self, names: list[str]) -> Recipe:
+        """This recipe without the named stages (the harm guard's fallback)."""
+        return self.model_copy(update={"stages": [s for s in self.stages if s.name not in set(names)]})
 
     def context_frames(self) -> int:
         """Halo a chunk needs: stages run one after another, so their contexts add up."""

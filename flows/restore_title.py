@@ -17,6 +17,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 
+from catalog.harm import harm_findings, offending_stages
 from catalog.ids import validate_title_id
 from catalog.recipe import Recipe, format_overrides
 from catalog.records import IngestRecord
@@ -86,6 +87,7 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
     forced = set(shot_ids) if plan.forces("restore") else set(plan.redo_shots)
     results = restore_shots(record, rec, shots, bound, per_shot, shot_ids, forced, settings,
                             force_qc=plan.forces("qc"))
+    results = guard_harm(record, rec, shots, bound, per_shot, results, settings)
     report = qc_report(record, rec, [qc for _, qc in results.values()])
 
     rounds: list[dict[str, Any]] = []
@@ -98,8 +100,9 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
         if decision.decision == "approve":
             break
         per_shot = merge_overrides(per_shot, asked.shot_overrides(shot_ids))
-        results.update(restore_shots(record, rec, shots, bound, per_shot, asked.redo_shots, set(asked.redo_shots),
-                                     settings))
+        results.update(guard_harm(record, rec, shots, bound, per_shot,
+                                  restore_shots(record, rec, shots, bound, per_shot, asked.redo_shots,
+                                                set(asked.redo_shots), settings), settings))
         report = qc_report(record, rec, [qc for _, qc in results.values()])
 
     review = review_record(rounds, report, per_shot, plan)
@@ -132,17 +135,23 @@ def bind_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame,
 
 def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, list[dict[str, Any]]],
                   per_shot: Overrides, which: list[int], forced: set[int], settings: Settings,
-                  force_qc: bool = False) -> dict[int, tuple[list[Any], dict[str, Any]]]:
+                  force_qc: bool = False, dropped: dict[int, list[str]] | None = None
+                  ) -> dict[int, tuple[list[Any], dict[str, Any]]]:
     """Restore the pieces of the shots in `which` (those in `forced` even if stored) and QC each shot as
-    soon as its pieces are back. Returns {shot: (its segments, its QC record)}."""
+    soon as its pieces are back; `dropped`: stages left out per shot (the harm guard's fallback).
+    Returns {shot: (its segments, its QC record)}."""
     bounds: dict[int, tuple[int, int]] = {}
     of_shot: dict[int, list[Any]] = {}
+    names = [s.name for s in rec.stages]
     for row in shots[shots["shot"].isin(which)].itertuples(index=False):
         shot = int(row.shot)
         bounds[shot] = (int(row.start_frame), int(row.end_frame))
-        shot_rec = rec.with_overrides(per_shot.get(shot, {}))
+        drop = set((dropped or {}).get(shot, []))
+        shot_rec = rec.without(sorted(drop)).with_overrides(
+            {k: v for k, v in per_shot.get(shot, {}).items() if k not in drop})
+        shot_bound = [b for b, n in zip(bound[shot], names, strict=True) if n not in drop] if bound[shot] else None
         one = shots[shots["shot"] == shot]
-        of_shot[shot] = [restore_piece.submit(record, p, shot_rec, bound[shot], force=shot in forced,
+        of_shot[shot] = [restore_piece.submit(record, p, shot_rec, shot_bound, force=shot in forced,
                                               shot_frames=bounds[shot])
                          for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
     checks: dict[int, Any] = {}
@@ -167,6 +176,43 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
     return results
 
 
+def guard_harm(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, list[dict[str, Any]]],
+               per_shot: Overrides, results: dict[int, tuple[list[Any], dict[str, Any]]],
+               settings: Settings) -> dict[int, tuple[list[Any], dict[str, Any]]]:
+    """Never publish a shot silently worse than its source: a shot whose restoration moved away from
+    the source more than restoration justifies (`rec.harm`) is restored again without the stage that
+    did it (on_harm=fallback), or marked for review (on_harm=review, or when the fallback did not clear
+    it). The shot's QC record carries what was found and done (`harm`), and the manifest keeps it."""
+    if rec.on_harm == "off":
+        return results
+    names = [s.name for s in rec.stages]
+
+    def findings(segs: list[Any], qc: dict[str, Any]) -> list[dict[str, Any]]:
+        return harm_findings(qc, [r for seg in segs for r in seg.reports], record.width, rec.harm)
+
+    harmed = {shot: f for shot, (segs, qc) in results.items() if (f := findings(segs, qc))}
+    if not harmed:
+        return results
+    drop = {shot: offending_stages(f, names) for shot, f in harmed.items()} if rec.on_harm == "fallback" else {}
+    drop = {shot: d for shot, d in drop.items() if d}
+    again = restore_shots(record, rec, shots, bound, per_shot, sorted(drop), set(), settings, dropped=drop) \
+        if drop else {}
+    out = dict(results)
+    for shot, found in harmed.items():
+        entry: dict[str, Any] = {"policy": rec.on_harm, "findings": found, "dropped": drop.get(shot, []),
+                                 "resolved": False}
+        segs, qc = results[shot]
+        if shot in again:
+            segs, qc = again[shot]
+            entry["remaining"] = findings(segs, qc)
+            entry["resolved"] = not entry["remaining"]
+        print(f"{record.title}: shot {shot} harmed ({'; '.join(f['reason'] for f in found)}): "
+              + (f"restored again without {', '.join(entry['dropped'])}"
+                 + ("" if entry["resolved"] else ", still harmed: review") if entry["dropped"] else "review"))
+        out[shot] = (segs, {**qc, "harm": entry})
+    return out
+
+
 def needs_review(rec: Recipe, report: dict[str, Any]) -> bool:
     return rec.review == "always" or bool(report["summary"]["review"])
 
@@ -185,6 +231,10 @@ def review_record(rounds: list[dict[str, Any]], report: dict[str, Any], per_shot
                            "from_step": plan.from_step}
     if per_shot:
         review["overrides"] = overrides_doc(per_shot)
+    harm = [{"shot": r["shot"], "dropped": r["harm"]["dropped"], "resolved": r["harm"]["resolved"],
+             "reasons": [f["reason"] for f in r["harm"]["findings"]]} for r in report["shots"] if r.get("harm")]
+    if harm:  # part of the version's identity: a fallback is a different restoration
+        review["harm"] = harm
     return review
 
 

@@ -11,8 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from models.clip import Clip
+from models.metrics import sharpness, ssim_luma
 from models.stage import Stage
+
+
+def stage_change(before: Clip, after: Clip, t: int) -> dict[str, float] | None:
+    """How much a stage changed frame t (luma SSIM, sharpness kept) where it kept the frame's size and
+    count (None otherwise): the evidence the harm guard uses to tell which stage harmed a shot."""
+    if after.num_frames != before.num_frames or after.frames.shape[1:] != before.frames.shape[1:]:
+        return None
+    a, b = before.frames[t], after.frames[t]
+    s_a = float(sharpness(a[None]))
+    return {"ssim": round(float(ssim_luma(b, a)), 4),
+            "sharpness": round(float(sharpness(b[None])) / s_a, 4) if s_a > 1e-12 else 1.0,
+            "mean_abs": round(float(np.abs(b - a).mean()), 5)}
 
 
 def trim_report(report: dict[str, Any], n: int, a: int, b: int) -> dict[str, Any]:
@@ -33,7 +48,10 @@ def run_chain(stages: list[Stage], clip: Clip, start: int, end: int) -> tuple[Cl
         later = sum(contexts[i + 1:])
         lo, hi = max(0, start - later - contexts[i]), min(n, end + later + contexts[i])
         out_lo, out_hi = max(0, start - later), min(n, end + later)
-        done, report = stage.process(cur.slice(lo - offset, hi - offset))
-        reports.append({"stage": stage.name, **trim_report(report, hi - lo, start - lo, end - lo)})
+        before = cur.slice(lo - offset, hi - offset)
+        done, report = stage.process(before)
+        change = stage_change(before, done, (start + end) // 2 - lo)
+        reports.append({"stage": stage.name, **trim_report(report, hi - lo, start - lo, end - lo),
+                        **({"change": change} if change else {})})
         cur, offset = done.slice(out_lo - lo, out_hi - lo), out_lo
     return cur.slice(start - offset, end - offset), reports

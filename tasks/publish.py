@@ -90,6 +90,7 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
                 pass
         raise
 
+    harm_of = {int(r["shot"]): r["harm"] for r in qc.get("shots", []) if r.get("harm")}
     by_shot: dict[int, list[SegmentRecord]] = {}
     for s in segments:
         by_shot.setdefault(s.shot, []).append(s)
@@ -107,7 +108,8 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
                           start_timecode=str(row.start_timecode), kind=str(getattr(row, "kind", "shot")),
                           segments=[s.key for s in by_shot[int(row.shot)]],
                           overrides=review.get("overrides", {}).get(str(int(row.shot)), []),
-                          stage_reports=[rep for s in by_shot[int(row.shot)] for rep in s.reports])
+                          stage_reports=[rep for s in by_shot[int(row.shot)] for rep in s.reports],
+                          harm=harm_of.get(int(row.shot)))
                for row in shots.itertuples(index=False)],
         qc=qc_doc["summary"], review=review, outputs=outputs,
     )

@@ -123,6 +123,9 @@ def qc_verdict(metrics: dict[str, Any], thresholds: QCThresholds) -> tuple[str, 
             continue
         if (value < limit) if op == "<" else (value > limit):
             reasons.append(f"{name}: {metric} {value:.6g} {op} {limit:.6g}")
+    harm = metrics.get("harm")
+    if harm and not harm.get("resolved"):  # the harm guard could not clear it: a person decides
+        reasons.extend(f"harm: {f['reason']}" for f in harm.get("remaining", harm.get("findings", [])))
     return ("review" if reasons else "pass"), reasons
 
 
