@@ -363,8 +363,9 @@ def _progress(items: Any, total: int, label: str) -> Any:
 
 # --- restore / demo ----------------------------------------------------------------------------
 def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: Path,
-                   **params: Any) -> dict[str, Any]:
-    """Run restore-title and copy the published version into out_dir; return paths and the manifest."""
+                   accept_truncated: bool = False, stream: int | None = None, **params: Any) -> dict[str, Any]:
+    """Run restore-title and copy the published version into out_dir; return paths and the manifest.
+    accept_truncated / stream: the recipe's source options, set from the command line."""
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
     from flows.restore_title import run_restore
@@ -374,6 +375,10 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
     name = Path(source.split("?")[0].rstrip("/")).stem if remote else Path(source).stem
     title = validate_title_id(title) if title is not None else slugify(name)
     rec = resolve_recipe(recipe)  # fail on a bad recipe before starting anything
+    if accept_truncated or stream is not None:
+        options = rec.source.model_copy(update={k: v for k, v in (("accept_truncated", accept_truncated or None),
+                                                                  ("stream", stream)) if v is not None})
+        rec = rec.model_copy(update={"source": options})
     summary = run_restore(source if remote else str(Path(source).resolve()), title, rec, **params)
     manifest = summary["manifest"]
     store = current_store()
@@ -407,7 +412,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # s3:// and allow-listed http(s) sources are checked and fetched by the sources policy at ingest
     source: str | Path = args.source if "://" in args.source else _existing(args.source)
     out = Path(args.out) if args.out else Path("reel-out")
-    _print_published(restore_to_dir(source, args.title, args.recipe, out))
+    _print_published(restore_to_dir(source, args.title, args.recipe, out, accept_truncated=args.accept_truncated,
+                                    stream=args.stream))
     return 0
 
 
@@ -551,6 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="title id (default: from the file name)")
     p.add_argument("--recipe", default="default", help="identity, defects, default, uhd, or a .yaml/.toml file")
     p.add_argument("--out", help="copy the published version here (default ./reel-out)")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="restore a source that stops short of what its container declares (refused by default); "
+                        "the manifest records the frames and sound missing")
+    p.add_argument("--stream", type=int, metavar="N",
+                   help="container index of the video stream to restore (default: the first video stream)")
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="synthesise a degraded film and restore it end to end")
