@@ -617,13 +617,42 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("reel: interrupted", file=sys.stderr)
+        _quiet_shutdown(args.debug)
         return 130
     except Exception as e:  # one clear line, unless --debug
         if args.debug:
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _quiet_shutdown(args.debug, before=True)
         print(f"reel: error: {msg}", file=sys.stderr)
+        _quiet_shutdown(args.debug)
         return EXIT_ERROR
+
+
+SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio", "prefect", "httpx", "uvicorn", "concurrent")
+
+
+def _quiet_shutdown(debug: bool, before: bool = False) -> None:
+    """After a failed command, nothing but Reel's line reaches stderr (unless --debug): the loggers of
+    Dask, Prefect and their libraries are switched off, and (after the line) stderr itself goes to
+    /dev/null, so what daemon threads, atexit hooks and interpreter shutdown write afterwards (a Dask
+    heartbeat's CommClosedError on a busy machine) is not shown, whatever the timing."""
+    if debug:
+        return
+    import logging
+
+    for name in SHUTDOWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    if before:
+        return
+    sys.stderr.flush()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process's life
 
 
 if __name__ == "__main__":

@@ -121,9 +121,9 @@ _INPUT_OPTIONS = {
 # The largest picture `probe` accepts: 8192 x 4352 (8K DCI, 8192 x 4320, with margin). At 16 bits a
 # decoded frame of that size is about 214 MB, which the default probe memory limit easily holds.
 DEFAULT_MAX_PIXELS = 8192 * 4352
-# The smallest picture Reel restores: the QC's SSIM needs 7x7 and the shot detector's and stages'
-# windows need more (measured with the built-in recipes on tiny synthetic clips: see
-# tests/infra/test_media_limits.py). Refused at probe time, before anything is ingested.
+# The smallest picture Reel restores, refused at probe time before anything is ingested. Measured with
+# the `colour` recipe's stages on random clips: at 8x8 OpenCV's DIS optical flow (dust, denoise) fails,
+# 12x12 and 15x15 pass; the QC's SSIM needs 7x7. 16x16 keeps a margin.
 MIN_SIZE = (16, 16)
 # Address space the probe child may use on top of its start-up size (Python, PyAV, numpy loaded).
 DEFAULT_PROBE_MEMORY_MB = 4096
