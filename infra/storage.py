@@ -369,7 +369,8 @@ class LocalStore:
         removed = []
         cutoff = time.time() - LEGACY_TEMP_AGE_S
         with self._errors("clean", prefix):
-            for base in (self.root / _STAGING_DIR / prefix, self.root / prefix):
+            for base in (self.root / _STAGING_DIR / prefix, self.root / _STAGING_DIR / _META_DIR / prefix,
+                         self.root / prefix):
                 for dirpath, _, filenames in os.walk(base):
                     for name in filenames:
                         if not name.startswith(TEMP_PREFIX):
