@@ -604,7 +604,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> int:
+    """The `reel` command (a process of its own): `main`, and after a failure nothing more on stderr."""
+    return main(quiet_exit=True)
+
+
+def main(argv: list[str] | None = None, quiet_exit: bool = False) -> int:
+    """Run a command; errors are one line on stderr. `quiet_exit` (the command's own process): after a
+    failure stderr goes to /dev/null, so shutdown noise cannot follow the line."""
     args = build_parser().parse_args(argv)
     if not args.debug:  # Prefect's console: one line per record, no tracebacks (workers inherit this)
         from infra.logs import PREFECT_LOGGING_YML
@@ -617,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("reel: interrupted", file=sys.stderr)
-        _quiet_shutdown(args.debug)
+        _quiet_shutdown(args.debug, before=not quiet_exit)
         return 130
     except Exception as e:  # one clear line, unless --debug
         if args.debug:
@@ -625,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         _quiet_shutdown(args.debug, before=True)
         print(f"reel: error: {msg}", file=sys.stderr)
-        _quiet_shutdown(args.debug)
+        _quiet_shutdown(args.debug, before=not quiet_exit)
         return EXIT_ERROR
 
 
@@ -656,4 +663,4 @@ def _quiet_shutdown(debug: bool, before: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -517,7 +517,7 @@ def test_cli_stderr_is_one_line_whatever_shutdown_prints(tmp_path):
         "    ap._subparsers._group_actions[0].choices['stages'].set_defaults(func=noisy)\n"
         "    return ap\n"
         "cli.build_parser = build\n"
-        "sys.exit(cli.main(['stages']))\n")
+        "sys.exit(cli.main(['stages'], quiet_exit=True))\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 1
