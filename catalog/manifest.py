@@ -36,6 +36,12 @@ class SourceRecord(BaseModel):
     height: int
     bit_depth: int
     audio_streams: int
+    streams: list[dict[str, Any]] = Field(default_factory=list, description="every stream of the source: index, "
+                                                                           "type, codec (and size or sound)")
+    video_stream: int | None = Field(None, description="container index of the video stream restored")
+    truncated: dict[str, Any] | None = Field(None, description="set when a source cut short was accepted "
+                                                               "(accept_truncated): frames_missing, "
+                                                               "video_seconds_missing, audio_seconds_missing")
 
 
 class ShotRecord(BaseModel):

@@ -111,6 +111,17 @@ class GradeSection(BaseModel):
         return default
 
 
+class SourceOptions(BaseModel):
+    """How the source is read. Neither option changes what the stages do (the chain hash)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    accept_truncated: bool = Field(False, description="restore a source that stops short of the duration its "
+                                                      "container declares (refused by default); the manifest "
+                                                      "records the frames and sound missing")
+    stream: int | None = Field(None, ge=0, description="container index of the video stream to restore "
+                                                       "(default: the first video stream)")
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="recipe name")
@@ -127,6 +138,7 @@ class Recipe(BaseModel):
         "`harm`): fallback = restore it again without the stage that did it (the manifest says which and "
         "why); review = mark it for a person; off = no check")
     harm: HarmLimits = Field(default_factory=HarmLimits)
+    source: SourceOptions = Field(default_factory=SourceOptions, description="how the source is read")
 
     @model_validator(mode="after")
     def _grade_needs_stage(self) -> Recipe:
@@ -219,8 +231,15 @@ BUILTIN_RECIPES: dict[str, Recipe] = {
 }
 
 
-def parse_recipe(text: str, fmt: str) -> Recipe:
-    """Parse recipe text in 'yaml' or 'toml'; errors are ValueErrors with one line."""
+MAX_RECIPE_BYTES = 2**20  # a recipe is a page of text; infra.settings.recipe_max_bytes sets the file limit
+
+
+def parse_recipe(text: str, fmt: str, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
+    """Parse recipe text in 'yaml' or 'toml'; errors are ValueErrors with one line. Text longer than
+    `max_bytes` (UTF-8) is refused before parsing (a YAML parser takes minutes over tens of MB)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ValueError(f"recipe is {size} bytes, more than the limit of {max_bytes} (REEL_RECIPE_MAX_BYTES)")
     try:
         data = tomllib.loads(text) if fmt == "toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:

@@ -31,6 +31,11 @@ class IngestRecord(BaseModel):
         "ffv1", description="ffv1: chunks encoded losslessly at ingest; copy: the intra-only source's own packets")
     audio_streams: int
     probe: dict[str, Any]
+    video_stream: int | None = Field(None, description="container index of the video stream ingested; None: "
+                                                       "the first (records before 0.9)")
+    stream_chosen: bool = Field(False, description="the stream was named (--stream), not the default")
+    truncated: dict[str, Any] | None = Field(None, description="what the source lacks, when a source cut short "
+                                                               "was accepted (infra.media.Shortfall)")
 
     def model_post_init(self, _: Any) -> None:
         validate_title_id(self.title)
@@ -41,7 +46,12 @@ class IngestRecord(BaseModel):
 
     @property
     def work_prefix(self) -> str:
-        return f"work/{self.title}/{self.source_sha256}"
+        return work_prefix(self.title, self.source_sha256, self.video_stream if self.stream_chosen else None)
+
+
+def work_prefix(title: str, source_sha256: str, stream: int | None = None) -> str:
+    """Where a source's work lives; a named video stream other than the default gets its own folder."""
+    return f"work/{title}/{source_sha256}" + ("" if stream is None else f"-s{stream}")
 
 
 class SegmentRecord(BaseModel):

@@ -79,13 +79,15 @@ def restore_run_name(title_id: str) -> str:
 
 def gather_facts(settings: Settings) -> list[tuple[Title, TitleFacts]]:
     """Every catalogue title with what is known about it now, in catalogue order."""
-    titles = read_catalogue(settings.catalogue)
+    titles = read_catalogue(settings.catalogue, settings.catalogue_max_bytes, settings.catalogue_max_rows)
     store = open_store(settings.store_config())
     checksums = SourceChecksums(store)
     recipe_of = functools.cache(recipe_facts)  # many titles share a recipe
     runs = latest_runs([t.id for t in titles])
-    return [(t, TitleFacts(title=t.id, **source_facts(t.source, settings, checksums), **recipe_of(t.recipe),
-                           **published_facts(store, t.id), latest_run=runs.get(t.id)))
+    published = published_facts_all(store, [t.id for t in titles])  # one listing, not one per title
+    source_of = functools.cache(lambda source: source_facts(source, settings, checksums))
+    return [(t, TitleFacts(title=t.id, **source_of(t.source), **recipe_of(t.recipe),
+                           **published[t.id], latest_run=runs.get(t.id)))
             for t in titles]
 
 
@@ -163,6 +165,20 @@ def published_facts(store: Store, title_id: str) -> dict[str, Any]:
     """{"published": [PublishedVersion, ...]} from `published/<title>/<version>/manifest.json`, or
     {"published_error"} when a manifest cannot be read (an outage, StoreUnreachable, is raised)."""
     keys = [k for k in store.list(f"published/{title_id}/") if k.count("/") == 3 and k.endswith("/manifest.json")]
+    return _published_from(store, title_id, keys)
+
+
+def published_facts_all(store: Store, title_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`published_facts` of many titles from one listing of `published/` (one request, not one per title)."""
+    keys: dict[str, list[str]] = {tid: [] for tid in title_ids}
+    for k in store.list("published/"):
+        parts = k.split("/")
+        if len(parts) == 4 and parts[3] == "manifest.json" and parts[1] in keys:
+            keys[parts[1]].append(k)
+    return {tid: _published_from(store, tid, found) for tid, found in keys.items()}
+
+
+def _published_from(store: Store, title_id: str, keys: list[str]) -> dict[str, Any]:
     try:
         return {"published": [_published_version(json.loads(store.get_bytes(k))) for k in keys]}
     except StorageError as e:
@@ -180,20 +196,37 @@ def _published_version(manifest: dict[str, Any]) -> PublishedVersion:
 
 # runs read per title: enough to count failures in a row up to the retry policy's give-up point
 RUNS_READ = 16
+RUN_NAMES_PER_QUERY = 200  # run names in one filter (the request stays small)
+RUNS_PAGE = 200  # the Prefect API's largest page
 
 
 def latest_runs(title_ids: list[str]) -> dict[str, RunFacts]:
     """The newest (by expected start) restore-title run named `restore-<title>` of each title that has one,
     with how many of the newest runs failed one after another."""
     found = {}
+    title_of = {restore_run_name(tid): tid for tid in title_ids}
+    names = list(title_of)
+    by_title: dict[str, list[FlowRun]] = {}
     with get_client(sync_client=True) as client:
-        for tid in title_ids:
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[RESTORE_FLOW])),
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[restore_run_name(tid)])),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=RUNS_READ)
-            if runs:
-                found[tid] = _run_facts(runs[0], failures_in_a_row=_failures_in_a_row(runs))
+        # Many titles per request (one request per title took minutes for 10,000 titles), pages of runs
+        # newest first; each title keeps its RUNS_READ newest.
+        for i in range(0, len(names), RUN_NAMES_PER_QUERY):
+            batch = names[i:i + RUN_NAMES_PER_QUERY]
+            offset = 0
+            while True:
+                page = client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=[RESTORE_FLOW])),
+                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=batch)),
+                    sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=RUNS_PAGE, offset=offset)
+                for run in page:
+                    runs = by_title.setdefault(title_of[run.name], [])
+                    if len(runs) < RUNS_READ:
+                        runs.append(run)
+                if len(page) < RUNS_PAGE:
+                    break
+                offset += len(page)
+    for tid, runs in by_title.items():
+        found[tid] = _run_facts(runs[0], failures_in_a_row=_failures_in_a_row(runs))
     return found
 
 

@@ -362,8 +362,9 @@ def _progress(items: Any, total: int, label: str) -> Any:
 
 # --- restore / demo ----------------------------------------------------------------------------
 def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: Path,
-                   **params: Any) -> dict[str, Any]:
-    """Run restore-title and copy the published version into out_dir; return paths and the manifest."""
+                   accept_truncated: bool = False, stream: int | None = None, **params: Any) -> dict[str, Any]:
+    """Run restore-title and copy the published version into out_dir; return paths and the manifest.
+    accept_truncated / stream: the recipe's source options, set from the command line."""
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
     from flows.restore_title import run_restore
@@ -373,6 +374,10 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
     name = Path(source.split("?")[0].rstrip("/")).stem if remote else Path(source).stem
     title = validate_title_id(title) if title is not None else slugify(name)
     rec = resolve_recipe(recipe)  # fail on a bad recipe before starting anything
+    if accept_truncated or stream is not None:
+        options = rec.source.model_copy(update={k: v for k, v in (("accept_truncated", accept_truncated or None),
+                                                                  ("stream", stream)) if v is not None})
+        rec = rec.model_copy(update={"source": options})
     summary = run_restore(source if remote else str(Path(source).resolve()), title, rec, **params)
     manifest = summary["manifest"]
     store = current_store()
@@ -406,7 +411,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # s3:// and allow-listed http(s) sources are checked and fetched by the sources policy at ingest
     source: str | Path = args.source if "://" in args.source else _existing(args.source)
     out = Path(args.out) if args.out else Path("reel-out")
-    _print_published(restore_to_dir(source, args.title, args.recipe, out))
+    _print_published(restore_to_dir(source, args.title, args.recipe, out, accept_truncated=args.accept_truncated,
+                                    stream=args.stream))
     return 0
 
 
@@ -550,6 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="title id (default: from the file name)")
     p.add_argument("--recipe", default="default", help="identity, defects, default, uhd, or a .yaml/.toml file")
     p.add_argument("--out", help="copy the published version here (default ./reel-out)")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="restore a source that stops short of what its container declares (refused by default); "
+                        "the manifest records the frames and sound missing")
+    p.add_argument("--stream", type=int, metavar="N",
+                   help="container index of the video stream to restore (default: the first video stream)")
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="synthesise a degraded film and restore it end to end")
@@ -592,7 +603,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> int:
+    """The `reel` command (a process of its own): `main`, and after a failure nothing more on stderr."""
+    return main(quiet_exit=True)
+
+
+def main(argv: list[str] | None = None, quiet_exit: bool = False) -> int:
+    """Run a command; errors are one line on stderr. `quiet_exit` (the command's own process): after a
+    failure stderr goes to /dev/null, so shutdown noise cannot follow the line."""
     args = build_parser().parse_args(argv)
     if not args.debug:  # Prefect's console: one line per record, no tracebacks (workers inherit this)
         from infra.logs import PREFECT_LOGGING_YML
@@ -605,14 +623,43 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("reel: interrupted", file=sys.stderr)
+        _quiet_shutdown(args.debug, before=not quiet_exit)
         return 130
     except Exception as e:  # one clear line, unless --debug
         if args.debug:
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _quiet_shutdown(args.debug, before=True)
         print(f"reel: error: {msg}", file=sys.stderr)
+        _quiet_shutdown(args.debug, before=not quiet_exit)
         return EXIT_ERROR
 
 
+SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio", "prefect", "httpx", "uvicorn", "concurrent")
+
+
+def _quiet_shutdown(debug: bool, before: bool = False) -> None:
+    """After a failed command, nothing but Reel's line reaches stderr (unless --debug): the loggers of
+    Dask, Prefect and their libraries are switched off, and (after the line) stderr itself goes to
+    /dev/null, so what daemon threads, atexit hooks and interpreter shutdown write afterwards (a Dask
+    heartbeat's CommClosedError on a busy machine) is not shown, whatever the timing."""
+    if debug:
+        return
+    import logging
+
+    for name in SHUTDOWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    if before:
+        return
+    sys.stderr.flush()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process's life
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.recipe import BUILTIN_RECIPES, Recipe, parse_recipe
+from infra.settings import Settings
 
 
 def resolve_recipe(value: str | Recipe) -> Recipe:
@@ -16,7 +17,12 @@ def resolve_recipe(value: str | Recipe) -> Recipe:
     if path.suffix.lower() in (".yaml", ".yml", ".toml"):
         if not path.is_file():
             raise ValueError(f"recipe file {value!r} not found")
-        rec = parse_recipe(path.read_text(), "toml" if path.suffix.lower() == ".toml" else "yaml")
+        limit = Settings().recipe_max_bytes
+        size = path.stat().st_size
+        if size > limit:  # checked before reading: parsing tens of MB of YAML takes minutes
+            raise ValueError(f"recipe file {value!r} is {size} bytes, more than the limit of {limit} "
+                             "(REEL_RECIPE_MAX_BYTES)")
+        rec = parse_recipe(path.read_text(), "toml" if path.suffix.lower() == ".toml" else "yaml", limit)
         return anchor_paths(rec, path.resolve().parent)
     raise ValueError(f"unknown recipe {value!r}: use one of {', '.join(BUILTIN_RECIPES)} or a .yaml/.toml file")
 

@@ -24,7 +24,7 @@ def rerun_target(title: str, settings: Settings) -> tuple[str, str | Recipe, str
     """(source, recipe, where it came from) for a title: its catalogue entry, else its newest manifest."""
     title = validate_title_id(title)
     if Path(settings.catalogue).is_file():
-        for t in read_catalogue(settings.catalogue):
+        for t in read_catalogue(settings.catalogue, settings.catalogue_max_bytes, settings.catalogue_max_rows):
             if t.id == title:
                 return t.source, t.recipe, f"catalogue {settings.catalogue}"
     store = open_store(settings.store_config())

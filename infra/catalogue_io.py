@@ -11,7 +11,9 @@ resolved path and trusted while its size and mtime_ns are unchanged.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -31,18 +33,22 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")  # as infra.sources: anything with a scheme is a URL
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
+DEFAULT_MAX_BYTES = 32 * 2**20  # infra.settings: catalogue_max_bytes
+DEFAULT_MAX_ROWS = 100_000  # infra.settings: catalogue_max_rows
 
 
-def read_catalogue(path: str | os.PathLike[str]) -> list[Title]:
+def read_catalogue(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
+                   max_rows: int = DEFAULT_MAX_ROWS) -> list[Title]:
     """The titles in a catalogue file (.csv or .parquet), validated, relative paths anchored.
 
     Raises FileNotFoundError for a missing file and ValueError (one line, naming the file) for
-    an unreadable or invalid one.
+    an unreadable or invalid one, one larger than `max_bytes` (checked before parsing) or with more
+    than `max_rows` titles.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"catalogue {str(p)!r}: no such file (set REEL_CATALOGUE or pass --catalogue)")
-    table = read_table(p)
+    table = read_table(p, max_bytes=max_bytes, max_rows=max_rows)
     try:
         titles = parse_titles(table, first_row=2 if p.suffix.lower() in CSV_SUFFIXES else 1)
     except ValueError as e:
@@ -51,22 +57,62 @@ def read_catalogue(path: str | os.PathLike[str]) -> list[Title]:
     return [anchor_title(t, base) for t in titles]
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:
     """The raw table. CSV cells are read as text exactly as written (an empty cell is ''; 'NA' stays 'NA');
-    UTF-8 with or without a byte-order mark."""
+    UTF-8 with or without a byte-order mark. Every CSV row must have as many fields as the header (a
+    stray comma would otherwise shift the columns): ValueError naming the line otherwise."""
     suffix = path.suffix.lower()
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path}: catalogue is {size} bytes, more than the limit of {max_bytes} "
+                         "(REEL_CATALOGUE_MAX_BYTES)")
     try:
         if suffix in CSV_SUFFIXES:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            return _read_csv_strict(path, max_rows)
         if suffix in PARQUET_SUFFIXES:
-            return pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: empty file (a catalogue needs a header row: id,source,...)") from None
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as e:
+            table = pd.read_parquet(path)
+            _check_rows(path, len(table), max_rows)
+            return table
+    except (UnicodeDecodeError, csv.Error, pd.errors.ParserError, OSError) as e:
+        kind = "CSV" if suffix in CSV_SUFFIXES else "Parquet"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a readable {kind} file: {first}") from None
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
         kind = "CSV" if suffix in CSV_SUFFIXES else "Parquet"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{path}: not a readable {kind} file: {first}") from None
     raise ValueError(f"{path}: catalogue must be .csv or .parquet, not {suffix or 'a file without suffix'!r}")
+
+
+def _check_rows(path: Path, rows: int, max_rows: int) -> None:
+    if rows > max_rows:
+        raise ValueError(f"{path}: catalogue has more than {max_rows} titles (REEL_CATALOGUE_MAX_ROWS); "
+                         "split it")
+
+
+def _read_csv_strict(path: Path, max_rows: int) -> pd.DataFrame:
+    """CSV as text cells; every non-blank row has exactly the header's number of fields."""
+    text = path.read_bytes().decode("utf-8-sig")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip() and header is not None):
+            continue  # a blank line
+        if header is None:
+            header = row
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{path}: line {reader.line_num}: {len(row)} field{'s' if len(row) != 1 else ''} "
+                             f"but the header has {len(header)} ({','.join(header)}); a stray or missing "
+                             "comma? Quote cells that contain commas")
+        rows.append(row)
+        _check_rows(path, len(rows), max_rows)
+    if header is None:
+        raise ValueError(f"{path}: empty file (a catalogue needs a header row: id,source,...)")
+    return pd.DataFrame(rows, columns=header, dtype=str) if rows else pd.DataFrame(columns=header, dtype=str)
 
 
 def anchor_title(title: Title, base: Path) -> Title:

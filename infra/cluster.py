@@ -110,12 +110,30 @@ class RunsCluster:
         if self._thread is not None:
             self._thread.join()
             if self._cluster is not None:
-                self._cluster.close()
+                with quiet_dask_logs():  # workers' heartbeats to a closing scheduler log tracebacks here
+                    self._cluster.close()
                 self._cluster = None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+@contextmanager
+def quiet_dask_logs() -> Iterator[None]:
+    """Dask's and tornado's loggers off in this process for the body (a cluster's shutdown: closed comms
+    log CommClosedError tracebacks that say nothing to the user), their levels restored after."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 TASK_MODULES = ("tasks.restore", "tasks.qc", "tasks.shots", "tasks.colour")

@@ -17,6 +17,11 @@ Problems, one per line in `FixityReport.lines()`:
     UNLISTED path    present in the version folder, not in the manifest
     UNREADABLE path  manifest.json does not parse, or lists an unsafe path
 
+Notes, listed but not failures:
+
+    ABANDONED path   the temp file of a write that was killed (Reel <= 0.8 wrote them inside the
+                     version folder; the next publish of the title removes them)
+
 Pure: reads only, writes nothing, prints nothing.
 """
 
@@ -36,6 +41,7 @@ from infra.storage import (
     LocalStore,
     ObjectNotFound,
     Store,
+    is_temp_name,
     validate_key,
 )
 
@@ -62,6 +68,7 @@ class VersionReport:
     location: str  # key prefix or folder
     checked: int = 0  # outputs re-hashed
     problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)  # ABANDONED temp files: not failures
 
 
 @dataclass
@@ -79,6 +86,10 @@ class FixityReport:
     def ok(self) -> bool:
         return bool(self.versions) and not self.problems
 
+    @property
+    def notes(self) -> list[Problem]:
+        return [p for v in self.versions for p in v.notes]
+
     def counts(self) -> dict[str, int]:
         found = Counter(p.kind for p in self.problems)
         return {kind: found.get(kind, 0) for kind in KINDS}
@@ -87,13 +98,17 @@ class FixityReport:
         checked = sum(v.checked for v in self.versions)
         n = len(self.problems)
         what = f"{len(self.versions)} version(s), {checked} output(s) re-hashed"
+        abandoned = len(self.notes)
+        if abandoned:
+            what += (f"; {abandoned} abandoned temp file(s) of an interrupted write (not part of any version; "
+                     "the next publish of the title removes them)")
         if not n:
             return f"verify {self.target}: OK: {what}, no problems"
         counts = ", ".join(f"{k.lower()} {c}" for k, c in self.counts().items() if c)
         return f"verify {self.target}: FAILED: {what}, {n} problem(s): {counts}"
 
     def lines(self) -> list[str]:
-        return [p.line() for p in self.problems] + [self.summary()]
+        return [p.line() for p in self.problems] + [p.line() for p in self.notes] + [self.summary()]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +118,7 @@ class FixityReport:
             "ok": self.ok,
             "counts": self.counts(),
             "problems": [{**asdict(p), "version": v.version} for v in self.versions for p in v.problems],
+            "notes": [{**asdict(p), "version": v.version} for v in self.versions for p in v.notes],
             "versions": [
                 {"version": v.version, "location": v.location, "checked": v.checked,
                  "problems": [asdict(p) for p in v.problems]}
@@ -198,7 +214,11 @@ def _verify_store_version(store: Store, prefix: str, version: str, title: str) -
             continue
         report.checked += 1
         _compare(problems, key, o, sha, size)
-    problems.extend(Problem("UNLISTED", key) for key in sorted(present - listed))
+    for key in sorted(present - listed):
+        if is_temp_name(key.rsplit("/", 1)[-1]) and isinstance(store, LocalStore):
+            report.notes.append(Problem("ABANDONED", key, "temp file of an interrupted write"))
+        else:
+            problems.append(Problem("UNLISTED", key))
     return report
 
 

@@ -39,7 +39,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -121,6 +121,10 @@ _INPUT_OPTIONS = {
 # The largest picture `probe` accepts: 8192 x 4352 (8K DCI, 8192 x 4320, with margin). At 16 bits a
 # decoded frame of that size is about 214 MB, which the default probe memory limit easily holds.
 DEFAULT_MAX_PIXELS = 8192 * 4352
+# The smallest picture Reel restores, refused at probe time before anything is ingested. Measured with
+# the `colour` recipe's stages on random clips: at 8x8 OpenCV's DIS optical flow (dust, denoise) fails,
+# 12x12 and 15x15 pass; the QC's SSIM needs 7x7. 16x16 keeps a margin.
+MIN_SIZE = (16, 16)
 # Address space the probe child may use on top of its start-up size (Python, PyAV, numpy loaded).
 DEFAULT_PROBE_MEMORY_MB = 4096
 _EXIT_NO_MEMORY = 3  # the probe child's exit status when it ran out of memory
@@ -177,11 +181,21 @@ class MediaInfo:
     video: VideoInfo | None
     audio: tuple[AudioInfo, ...]
     subtitle_streams: int
+    # Every stream of the file, in container order: {"index", "type", "codec"} plus "width", "height"
+    # (video) or "sample_rate", "channels" (audio).
+    streams: tuple[dict, ...] = ()
+    video_index: int | None = None  # container index of the video stream described (and restored)
+
+    @property
+    def other_video_streams(self) -> list[int]:
+        """Container indexes of the video streams that are not the one described."""
+        return [int(s["index"]) for s in self.streams if s.get("type") == "video" and s["index"] != self.video_index]
 
     def to_dict(self) -> dict:
         """JSON-able dict; fps is written as "num/den"."""
         data = asdict(self)
         data["audio"] = list(data["audio"])
+        data["streams"] = [dict(x) for x in self.streams]
         if self.video is not None:
             data["video"]["fps"] = f"{self.video.fps.numerator}/{self.video.fps.denominator}"
         return data
@@ -200,6 +214,8 @@ class MediaInfo:
             video=video,
             audio=tuple(AudioInfo(**a) for a in data["audio"]),
             subtitle_streams=data["subtitle_streams"],
+            streams=tuple(data.get("streams") or ()),
+            video_index=data.get("video_index"),
         )
 
 
@@ -290,12 +306,21 @@ def _refused_format(exc: BaseException) -> str | None:
     return None
 
 
-def _video_stream(container: av.container.InputContainer, shown: str) -> av.video.stream.VideoStream:
+def _video_stream(container: av.container.InputContainer, shown: str, index: int | None = None
+                  ) -> av.video.stream.VideoStream:
+    """The first video stream, or the stream with container index `index` (which must be video)."""
     if not container.streams.video:
         audio = len(container.streams.audio)
         detail = f" ({audio} audio stream{'s' if audio != 1 else ''})" if audio else ""
         raise _read_error(shown, f"no video stream{detail}")
-    stream = container.streams.video[0]
+    if index is None:
+        stream = container.streams.video[0]
+    else:
+        video = [s.index for s in container.streams.video]
+        if index not in video:
+            raise _read_error(shown, f"stream {index} is not a video stream (video streams: "
+                                     f"{', '.join(map(str, video))})")
+        stream = container.streams[index]
     if stream.codec_context is None:  # decoding such a stream crashes PyAV 18 (issue 2344)
         raise _read_error(shown, "FFmpeg found no codec parameters for its video stream; is it damaged or "
                                  "truncated?")
@@ -344,7 +369,8 @@ def _color_info(stream: av.video.stream.VideoStream, frame: av.VideoFrame) -> Co
 
 
 def probe(path: str | os.PathLike, timeout_s: float = 30.0, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-          max_memory_mb: int = DEFAULT_PROBE_MEMORY_MB) -> MediaInfo:
+          max_memory_mb: int = DEFAULT_PROBE_MEMORY_MB, stream: int | None = None,
+          min_size: tuple[int, int] = MIN_SIZE) -> MediaInfo:
     """Describe a media file, after checking that its first video frame decodes.
 
     Demuxing and the first decode run in a child Python process with limits,
@@ -356,8 +382,11 @@ def probe(path: str | os.PathLike, timeout_s: float = 30.0, *, max_pixels: int =
                      on the size the stream declares before anything is
                      decoded, and enforced on the decoder (default
                      DEFAULT_MAX_PIXELS, 8192 x 4352).
+    stream:        container index of the video stream to describe (default: the first video
+                   stream); `MediaInfo.streams` lists every stream.
+    min_size:      the smallest (width, height) accepted (default MIN_SIZE: what the stages need).
     Raises MediaError for a missing, empty or unreadable file, a container
-    format not in ACCEPTED_FORMATS, a file without video, a picture too big,
+    format not in ACCEPTED_FORMATS, a file without video, a picture too big or too small,
     a first frame that does not decode, a crashed, timed-out or out-of-memory
     child.
     """
@@ -365,7 +394,8 @@ def probe(path: str | os.PathLike, timeout_s: float = 30.0, *, max_pixels: int =
         raise ValueError(f"max_pixels and max_memory_mb must be >= 1, got {max_pixels}, {max_memory_mb}")
     file = _existing_file(path)
     command = [sys.executable, "-m", "infra.media", "_probe", os.path.abspath(file), str(path),
-               str(int(max_pixels)), str(int(max_memory_mb))]
+               str(int(max_pixels)), str(int(max_memory_mb)), "" if stream is None else str(int(stream)),
+               f"{int(min_size[0])}x{int(min_size[1])}"]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
     # One BLAS thread and two malloc arenas: start-up reservations stay small and the memory limit
@@ -410,16 +440,19 @@ _OOM_WORDS = re.compile(r"MemoryError|Cannot allocate memory|out of memory|bad_a
 
 
 def _probe_in_process(path: str, shown: str, max_pixels: int = DEFAULT_MAX_PIXELS,
-                      logs: list | None = None) -> MediaInfo:
+                      logs: list | None = None, index: int | None = None,
+                      min_size: tuple[int, int] = (1, 1)) -> MediaInfo:
     """The child's work for `probe`: open, describe, decode the first video frame.
 
     logs: FFmpeg's log while it is captured (see `_main`); used to name a declared picture size
     that FFmpeg's own max_pixels check already refused while reading the header.
     """
     with _open_input(path, shown, max_pixels) as container:
-        stream = _video_stream(container, shown)
+        stream = _video_stream(container, shown, index)
         ctx = stream.codec_context
         width, height = ctx.width, ctx.height
+        if 0 < width < min_size[0] or 0 < height < min_size[1]:  # refused before anything is decoded
+            raise _too_small(shown, width, height, min_size)
         if not width * height:  # FFmpeg zeroes a size its max_pixels check refused, and logs it
             found = [m for log in logs or () if (m := _TOO_BIG.search(str(log[2])))]
             width, height = (int(found[-1][1]), int(found[-1][2])) if found else (0, 0)
@@ -438,6 +471,8 @@ def _probe_in_process(path: str, shown: str, max_pixels: int = DEFAULT_MAX_PIXEL
             raise _read_error(shown, f"cannot decode the first video frame ({_av_reason(exc)})") from None
         if first is None:
             raise _read_error(shown, "the video stream has no decodable frame")
+        if first.width < min_size[0] or first.height < min_size[1]:
+            raise _too_small(shown, first.width, first.height, min_size)
         if first.width * first.height > max_pixels:  # the decoder's own check makes this unreachable
             raise _read_error(shown, f"its first frame has {first.width}x{first.height} pixels, more than the "
                                      f"limit of {max_pixels}")
@@ -463,7 +498,23 @@ def _probe_in_process(path: str, shown: str, max_pixels: int = DEFAULT_MAX_PIXEL
             for s in container.streams.audio if s.codec_context is not None
         )
         return MediaInfo(path=shown, format_name=container.format.name, duration_seconds=duration,
-                         video=video, audio=audio, subtitle_streams=len(container.streams.subtitles))
+                         video=video, audio=audio, subtitle_streams=len(container.streams.subtitles),
+                         streams=tuple(_describe_stream(s) for s in container.streams), video_index=stream.index)
+
+
+def _describe_stream(s: Any) -> dict:
+    ctx = s.codec_context
+    out: dict[str, Any] = {"index": s.index, "type": s.type, "codec": ctx.name if ctx is not None else None}
+    if s.type == "video" and ctx is not None:
+        out.update(width=ctx.width, height=ctx.height)
+    elif s.type == "audio" and ctx is not None:
+        out.update(sample_rate=ctx.sample_rate, channels=ctx.layout.nb_channels)
+    return out
+
+
+def _too_small(shown: str, width: int, height: int, min_size: tuple[int, int]) -> MediaError:
+    return _read_error(shown, f"its video is {width}x{height} pixels, smaller than the {min_size[0]}x{min_size[1]} "
+                              "the restoration stages need")
 
 
 _TOO_BIG = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
@@ -501,7 +552,8 @@ def _stream_seconds(stream: av.video.stream.VideoStream) -> float | None:
 
 
 def iter_frames(path: str | os.PathLike, start: int = 0, count: int | None = None,
-                depth: int = 8) -> Iterator[np.ndarray]:
+                depth: int = 8, *, stream: int | None = None,
+                on_truncated: Callable[[Shortfall], None] | None = None) -> Iterator[np.ndarray]:
     """Yield decoded frames start .. start+count-1 (all to the end when count is None).
 
     Frames are counted in decoder output order from 0 (no seeking). Each is an
@@ -509,12 +561,14 @@ def iter_frames(path: str | os.PathLike, start: int = 0, count: int | None = Non
     (0..65535) for depth 16. RGB sources convert without loss (exact when the
     source depth equals `depth`); Y'CbCr sources use the stream's matrix and
     range (see `_color_info` for defaults). Stops early at the end of the file;
-    read to the end (count None), a file whose frames stop short of the frame
-    count or duration its video stream declares raises MediaError ("truncated
-    or damaged", see `_check_complete`) after the frames it did decode.
+    read to the end (count None), a file whose frames or sound stop short of the
+    frame count or durations it declares raises `Truncated` (a MediaError,
+    "truncated or damaged", see `_check_complete`) after the frames it did
+    decode, unless `on_truncated` is given: it is then called with the shortfall.
+    stream: container index of the video stream (default: the first video stream).
     """
     _check_decode_args(path, start, count, depth)
-    return _decode(path, start, count, depth, [0])
+    return _decode(path, start, count, depth, [0], stream=stream, on_truncated=on_truncated)
 
 
 T = TypeVar("T")
@@ -590,21 +644,29 @@ def _skipping(container: av.container.InputContainer, stream: av.video.stream.Vi
 
 
 def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
-            decoded: list[int], intra_only: bool = False) -> Iterator[np.ndarray]:
+            decoded: list[int], intra_only: bool = False, stream: int | None = None,
+            on_truncated: Callable[[Shortfall], None] | None = None) -> Iterator[np.ndarray]:
     """The generator behind `iter_frames`; keeps the number of frames decoded so far in decoded[0]
     (with `intra_only`, frames before `start` are counted without being decoded)."""
     if count == 0:
         return
     stop = None if count is None else start + count
+    index = stream
     with _open_input(path, str(path)) as container:
-        stream = _video_stream(container, str(path))
+        stream = _video_stream(container, str(path), index)
         stream.thread_type = "AUTO"
         ctx = stream.codec_context
         # A backstop for a stream that grows mid-way: no picture above what probe accepts by default
         # or what the stream declared (whichever is larger).
         ctx.options = {**ctx.options, "max_pixels": str(max(DEFAULT_MAX_PIXELS, ctx.width * ctx.height))}
         color = None
-        frames = _skipping(container, stream, start, decoded) if intra_only and start else container.decode(stream)
+        audio_ends: dict[int, list[float]] = {}  # per audio stream: [last packet end, last packet duration] (s)
+        if intra_only and start:
+            frames = _skipping(container, stream, start, decoded)
+        elif count is None:  # read to the end: the sound's packets are followed too (a cut may lose only sound)
+            frames = _video_and_audio(container, stream, audio_ends)
+        else:
+            frames = container.decode(stream)
         first_time = last_end = None  # seconds: the earliest frame start, the latest frame end
         while stop is None or decoded[0] < stop:
             try:
@@ -613,7 +675,12 @@ def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
                 raise _read_error(path, f"decoding failed at frame {decoded[0]} ({_av_reason(exc)})") from None
             if frame is None:
                 if count is None:
-                    _check_complete(path, container.format.name, stream, decoded[0], first_time, last_end)
+                    shortfall = _check_complete(container, stream, decoded[0], first_time, last_end, audio_ends)
+                    if shortfall is not None:
+                        if on_truncated is None:
+                            raise Truncated(f"cannot read media {str(path)!r}: {shortfall.reason}; it is "
+                                            "truncated or damaged", shortfall)
+                        on_truncated(shortfall)
                 return
             decoded[0] += 1
             if frame.time is not None:
@@ -625,27 +692,109 @@ def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
                 yield _frame_to_rgb(frame, color, depth, str(path))
 
 
-def _check_complete(path: str | os.PathLike, format_name: str, stream: av.video.stream.VideoStream,
-                    decoded: int, first_time: float | None, last_end: float | None) -> None:
-    """MediaError when the frames decoded stop short of what the video stream declares.
+@dataclass(frozen=True)
+class Shortfall:
+    """What a file cut short lacks, measured against what it declares."""
 
-    A file cut short (an interrupted copy or download) often still opens and decodes up to the
-    cut without any error from FFmpeg. Checked against the frame count in the header (except in
-    QuickTime, whose edit lists may hide stored frames) and against the stream's own duration
-    (not the file's, which may be an audio stream's; measured from 0 or from the first frame,
-    whichever covers more), each with a margin of max(2 frames, 0.5 %).
+    frames_missing: int  # video frames (declared count or duration x fps, minus those decoded)
+    video_seconds_missing: float
+    audio_seconds_missing: float  # the largest shortfall over the audio streams
+    reason: str  # one line, for people
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Truncated(MediaError):
+    """The file stops short of what it declares; `shortfall` says by how much."""
+
+    def __init__(self, message: str, shortfall: Shortfall) -> None:
+        super().__init__(message)
+        self.shortfall = shortfall
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Truncated, (str(self), self.shortfall))
+
+
+# Timestamps rounded to milliseconds (Matroska's default scale) put a complete stream's end up to about
+# 1 ms off its declared duration (start and duration each rounded); 2 ms covers that.
+_ROUNDING_S = 0.002
+
+
+def _video_and_audio(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     audio_ends: dict[int, list[float]]) -> Iterator[av.VideoFrame]:
+    """Decoded frames of `stream`; the end time of each audio stream's packets noted (not decoded)."""
+    audio = [s for s in container.streams.audio if s.codec_context is not None]
+    for packet in container.demux(stream, *audio):
+        if packet.stream.index == stream.index:
+            yield from stream.decode(packet)
+        elif packet.size and packet.pts is not None and packet.time_base:
+            duration = float((packet.duration or 0) * packet.time_base)
+            end = float(packet.pts * packet.time_base) + duration
+            seen = audio_ends.setdefault(packet.stream.index, [end, duration])
+            if end >= seen[0]:
+                seen[:] = [end, duration or seen[1]]
+
+
+def _check_complete(container: av.container.InputContainer, stream: av.video.stream.VideoStream, decoded: int,
+                    first_time: float | None, last_end: float | None,
+                    audio_ends: dict[int, list[float]] | None = None) -> Shortfall | None:
+    """The shortfall when the frames decoded (or the sound's packets) stop short of what the file declares.
+
+    A file cut short (an interrupted copy or download) often still opens and decodes up to the cut
+    without any error from FFmpeg. No tolerance beyond timestamp rounding: the video counts as short
+    when its end is at least half a frame plus 2 ms (`_ROUNDING_S`) before its declared end, the sound
+    when it is 2 ms short (a last packet can be a few ms long), so one missing frame or packet is
+    caught and millisecond rounding is not. Checked against: the frame count in the header (except in QuickTime, whose edit lists
+    may hide stored frames), the video stream's own duration (measured from 0 or from the first frame,
+    whichever covers more), each audio stream's own duration, and the file's duration (which covers
+    the longest stream) against the latest end of all streams.
     """
+    audio_ends = audio_ends or {}
+    step = _average_step(stream)
+    fps = 1 / step if step else 0.0
+    reasons: list[str] = []
+    frames_missing = 0
+    video_missing = audio_missing = 0.0
     stored = int(stream.frames or 0)
-    if stored and not format_name.startswith("mov") and stored - decoded > max(2, stored // 200):
-        raise _read_error(path, f"the video stops after {decoded} frames but the file declares {stored}; it "
-                                "is truncated or damaged")
+    if stored and not container.format.name.startswith("mov") and stored > decoded:
+        frames_missing = stored - decoded
+        reasons.append(f"the video stops after {decoded} frames but the file declares {stored}")
+    covered = None
+    if decoded and first_time is not None and last_end is not None:
+        covered = max(last_end, last_end - first_time)
     declared = _stream_seconds(stream)
-    if declared is None or declared <= 0 or (decoded and first_time is None):
-        return  # no duration stored, or frames without timestamps: nothing to compare
-    covered = 0.0 if first_time is None else max(last_end, last_end - first_time)
-    if declared - covered > max(2 * _average_step(stream), 0.005 * declared):
-        raise _read_error(path, f"the video stops after {decoded} frames ({covered:.3f} s) but the file "
-                                f"declares {declared:.3f} s; it is truncated or damaged")
+    if declared and declared > 0 and (covered is not None or not decoded):
+        gap = declared - (covered or 0.0)
+        if gap >= step / 2 + _ROUNDING_S:
+            video_missing = gap
+            frames_missing = max(frames_missing, round(gap * fps))
+            if not reasons:
+                reasons.append(f"the video stops after {decoded} frames ({covered or 0:.3f} s) but the file "
+                               f"declares {declared:.3f} s")
+    for s in container.streams.audio:
+        if s.codec_context is None or s.index not in audio_ends and not _stream_seconds(s):
+            continue
+        end, packet_s = audio_ends.get(s.index, [0.0, 0.0])
+        own = _stream_seconds(s)
+        if own and own - end >= _ROUNDING_S:
+            audio_missing = max(audio_missing, own - end)
+            reasons.append(f"audio stream {s.index} stops at {end:.3f} s but the file declares {own:.3f} s")
+    total = container.duration / av.time_base if container.duration else None
+    ends = [e for e, _ in audio_ends.values()] + ([covered] if covered is not None else [])
+    if total and ends and not reasons:
+        gap = total - max(ends)
+        if gap >= (_ROUNDING_S if audio_ends else step / 2 + _ROUNDING_S):
+            if covered is not None and total - covered >= step / 2 + _ROUNDING_S and not audio_ends:
+                frames_missing = max(frames_missing, round((total - covered) * fps))
+                video_missing = total - covered
+            else:
+                audio_missing = max(audio_missing, gap)
+            reasons.append(f"its streams stop at {max(ends):.3f} s but the file declares {total:.3f} s")
+    if not reasons:
+        return None
+    return Shortfall(frames_missing=int(frames_missing), video_seconds_missing=round(video_missing, 6),
+                     audio_seconds_missing=round(audio_missing, 6), reason="; ".join(reasons))
 
 
 def _average_step(stream: av.video.stream.VideoStream) -> float:
@@ -1251,7 +1400,7 @@ class NotIntraOnly(MediaError):
 
 
 def copy_intra_chunks(path: str | os.PathLike, out_dir: str | os.PathLike, frames_per_chunk: int, *,
-                      fps: Fraction) -> Iterator[tuple[Path, int]]:
+                      fps: Fraction, stream: int | None = None) -> Iterator[tuple[Path, int]]:
     """Cut the video stream of an intra-only file into Matroska files of `frames_per_chunk` frames by
     copying its packets: nothing is decoded or encoded, so file i decodes to exactly the source's frames
     i*n .. i*n+n-1 (the codec, its header and the colour tags travel with the packets).
@@ -1265,8 +1414,9 @@ def copy_intra_chunks(path: str | os.PathLike, out_dir: str | os.PathLike, frame
         raise ValueError(f"frames_per_chunk must be >= 1, got {frames_per_chunk}")
     fps = Fraction(fps)
     out_dir = Path(out_dir)
+    index = stream
     with _open_input(path, str(path)) as source:
-        stream = _video_stream(source, str(path))
+        stream = _video_stream(source, str(path), index)
         if stream.codec_context.name not in INTRA_CODECS:
             raise NotIntraOnly(f"{str(path)!r}: {stream.codec_context.name} is not an intra-only codec")
         packets = (p for p in source.demux(stream) if p.size)
@@ -1457,10 +1607,13 @@ def _main(argv: list[str]) -> int:
     Prints one JSON line {"info": ...} or {"error": ...}; exits with _EXIT_NO_MEMORY when an
     allocation failed.
     """
-    if len(argv) not in (3, 5) or argv[0] != "_probe":
-        print("usage: python -m infra.media _probe FILE SHOWN_NAME [MAX_PIXELS MAX_MEMORY_MB]", file=sys.stderr)
+    if len(argv) not in (3, 5, 7) or argv[0] != "_probe":
+        print("usage: python -m infra.media _probe FILE SHOWN_NAME [MAX_PIXELS MAX_MEMORY_MB [STREAM MINWxMINH]]",
+              file=sys.stderr)
         return 2
-    max_pixels, max_memory_mb = (int(argv[3]), int(argv[4])) if len(argv) == 5 else (DEFAULT_MAX_PIXELS, None)
+    max_pixels, max_memory_mb = (int(argv[3]), int(argv[4])) if len(argv) >= 5 else (DEFAULT_MAX_PIXELS, None)
+    index = int(argv[5]) if len(argv) == 7 and argv[5] else None
+    min_size = tuple(int(x) for x in argv[6].split("x")) if len(argv) == 7 else (1, 1)
     if max_memory_mb is not None:
         _limit_address_space(max_memory_mb)
     # FFmpeg's log on (kept, not printed): errors then carry FFmpeg's own words, and the refusal of a
@@ -1468,7 +1621,7 @@ def _main(argv: list[str]) -> int:
     av.logging.set_level(av.logging.ERROR)
     try:
         with av.logging.Capture(local=False) as logs:
-            reply = {"info": _probe_in_process(argv[1], argv[2], max_pixels, logs).to_dict()}
+            reply = {"info": _probe_in_process(argv[1], argv[2], max_pixels, logs, index, min_size).to_dict()}
     except MemoryError:
         return _EXIT_NO_MEMORY
     except MediaError as exc:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # Catalogue operations and review (flows.catalogue, flows.serve, the review gate).
     catalogue: str = Field("catalogue/titles.csv", description="titles file (CSV or Parquet) the sweep and "
                                                                "`reel catalogue` read")
+    catalogue_max_bytes: int = Field(32 * 2**20, ge=1, description="largest catalogue file read (bytes), "
+                                                                  "checked before parsing")
+    catalogue_max_rows: int = Field(100_000, ge=1, description="most titles (rows) a catalogue may hold")
+    recipe_max_bytes: int = Field(2**20, ge=1, description="largest recipe file read (bytes), checked before "
+                                                           "parsing")
     sweep_cron: str = Field("0 * * * *", description="cron schedule of the catalogue-sweep deployment (UTC)")
     sweep_max_concurrent: int = Field(2, ge=1, le=1000, description="most restore-title runs active at once "
                                                                     "(running or paused for review)")

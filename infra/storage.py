@@ -61,6 +61,18 @@ LINK_EXPIRY = timedelta(hours=1)
 _CHUNK_BYTES = 1 << 20
 _KEY_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # ASCII only: look-alikes such as U+2215 fail
 _META_DIR = ".meta"  # starts with '.', so it can never collide with a key
+# Temp files of writes under way live here, never beside the objects (a write killed mid-way must not leave
+# a file inside a published version); the folders mirror the key's, so a title's temps can be found.
+_STAGING_DIR = ".staging"
+TEMP_PREFIX = ".tmp-"
+_HOST_TAG = hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8] if hasattr(os, "uname") else "host"
+_TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")  # .tmp-<host tag>-<pid>-<random>
+LEGACY_TEMP_AGE_S = 600.0  # temps without a writer's pid (Reel <= 0.8) count as abandoned after this
+
+
+def is_temp_name(name: str) -> bool:
+    """A file name Reel gives to a write under way (the local store's, or a download's)."""
+    return name.startswith((TEMP_PREFIX, ".part-"))
 
 
 # --------------------------------------------------------------------------- errors
@@ -291,6 +303,16 @@ def _receive(
 # --------------------------------------------------------------------------- local backend
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 class LocalStore:
     """Objects as files under `root`; sha256, size and content type in `root/.meta/<key>.json`.
 
@@ -330,10 +352,40 @@ class LocalStore:
             cls = StoreUnreachable if _transient_os_error(exc) else StorageError
             raise cls(f"{op} {key!r} in {self.url} failed: {exc.strerror or exc}") from exc
 
-    @staticmethod
-    def _mkstemp(target: Path) -> tuple[int, str]:
+    def _mkstemp(self, target: Path) -> tuple[int, str]:
+        """A temp file for a write of `target`, in the staging folder that mirrors target's folder (same
+        filesystem: os.replace and os.link stay atomic), named after this host and process."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        staging = self.root / _STAGING_DIR / target.parent.relative_to(self.root)
+        staging.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=staging, prefix=f"{TEMP_PREFIX}{_HOST_TAG}-{os.getpid()}-")
+
+    def remove_abandoned_temp(self, prefix: str) -> list[str]:
+        """Delete the temp files under `prefix` (staged, and Reel <= 0.8's beside the objects) whose
+        writer is gone: its process no longer runs on this host, or (no pid in the name) it was last
+        touched more than LEGACY_TEMP_AGE_S ago. Writes under way are left alone. Returns the paths
+        removed, relative to the root."""
+        prefix = _validate_prefix(prefix)
+        removed = []
+        cutoff = time.time() - LEGACY_TEMP_AGE_S
+        with self._errors("clean", prefix):
+            for base in (self.root / _STAGING_DIR / prefix, self.root / _STAGING_DIR / _META_DIR / prefix,
+                         self.root / prefix):
+                for dirpath, _, filenames in os.walk(base):
+                    for name in filenames:
+                        if not name.startswith(TEMP_PREFIX):
+                            continue
+                        path = Path(dirpath) / name
+                        m = _TEMP_NAME.match(name)
+                        with contextlib.suppress(FileNotFoundError):
+                            if m and m[1] == _HOST_TAG:
+                                if _pid_alive(int(m[2])):
+                                    continue
+                            elif m or path.lstat().st_mtime >= cutoff:
+                                continue  # another host's write, or a recent unnamed one
+                            path.unlink()
+                            removed.append(path.relative_to(self.root).as_posix())
+        return sorted(removed)
 
     def _write_atomic(self, target: Path, write: Callable[[BinaryIO], Any], before_replace=None) -> Any:
         fd, tmp = self._mkstemp(target)

@@ -5,6 +5,7 @@ from the same decode."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import tempfile
 import threading
@@ -17,12 +18,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from catalog.ids import validate_title_id
-from catalog.records import IngestRecord
+from catalog.records import IngestRecord, work_prefix
 from infra.catalogue_io import SourceChecksums
 from infra.media import (
     INTRA_CODECS,
     FFV1Writer,
+    MediaError,
     NotIntraOnly,
+    Shortfall,
+    Truncated,
     VideoInfo,
     copy_intra_chunks,
     iter_frames,
@@ -39,15 +43,20 @@ from tasks.shots import store_shot_table
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
-def ingest(source: str, title: str, force: bool = False) -> IngestRecord:
+def ingest(source: str, title: str, force: bool = False, accept_truncated: bool = False,
+           stream: int | None = None) -> IngestRecord:
     """The source stored untouched, probed and cut into mezzanine chunks (reused when done before,
-    unless `force`: then it is probed and cut again)."""
+    unless `force`: then it is probed and cut again).
+
+    A source that stops short of what its container declares is refused unless `accept_truncated`
+    (the record then says what is missing); `stream` names the video stream (container index; default
+    the first video stream, with a warning when the file has others)."""
     title = validate_title_id(title)  # before any I/O, whoever calls this task
     settings = load_settings()
     # The sources policy comes before anything touches the source (or the store): allowed roots,
     # s3:// only on the configured endpoint, http(s) only from allow-listed hosts; remote ones copied here.
     with resolve_source(source, settings) as resolved:
-        record = _ingest(resolved.path, resolved.name, title, settings, force)
+        record = _ingest(resolved.path, resolved.name, title, settings, force, accept_truncated, stream)
         if resolved.identity:  # `reel catalogue status` can then tell whether the remote object changed
             SourceChecksums(current_store()).remember_remote(resolved.spec.remote_id, resolved.identity,
                                                              record.source_sha256)
@@ -57,36 +66,54 @@ def ingest(source: str, title: str, force: bool = False) -> IngestRecord:
 PREFETCH_FRAMES = 8  # decoded frames held ahead of the encoder (memory: 8 frames)
 
 
-def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: bool = False) -> IngestRecord:
+def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: bool = False,
+            accept_truncated: bool = False, stream: int | None = None) -> IngestRecord:
     store = current_store()
     info = probe(src, timeout_s=settings.probe_timeout_s, max_pixels=settings.max_source_pixels,
-                 max_memory_mb=settings.probe_max_memory_mb)  # child process: bad media cannot crash us
+                 max_memory_mb=settings.probe_max_memory_mb, stream=stream)  # child: bad media cannot crash us
     assert info.video is not None  # probe refuses files without video
+    others = info.other_video_streams
+    if others and stream is None:
+        _warn("%s: %d video streams; restoring stream %s, ignoring stream(s) %s (choose one with --stream N)",
+                    source_name, len(others) + 1, info.video_index, ", ".join(map(str, others)))
+    first_video = min([int(s["index"]) for s in info.streams if s.get("type") == "video"], default=None)
+    chosen = stream is not None and stream != first_video
     sha, size = sha256_file(src)
     ext = Path(source_name).suffix.lower().lstrip(".")
     ext = ext if re.fullmatch(r"[a-z0-9]{1,8}", ext) else "bin"
     original_key = f"originals/{title}/{sha}.{ext}"
-    prefix = f"work/{title}/{sha}"
+    prefix = work_prefix(title, sha, info.video_index if chosen else None)
     record_key = f"{prefix}/ingest.json"
     if not force and store.exists(record_key):
+        record = IngestRecord.model_validate_json(store.get_bytes(record_key))
+        if record.truncated and not accept_truncated:  # accepted once does not mean accepted now
+            raise MediaError(f"cannot read media {source_name!r}: {record.truncated['reason']}; it is truncated "
+                             "or damaged (accept it with --accept-truncated or the recipe's "
+                             "source.accept_truncated)")
         if not store.exists(original_key):
             store.put_file(original_key, src)
-        return IngestRecord.model_validate_json(store.get_bytes(record_key))
+        return record
 
     v = info.video
     depth = 8 if v.bit_depth <= 8 else 16
+    shortfalls: list[Shortfall] = []
+    reader = _SourceReader(info.video_index, shortfalls.append if accept_truncated else None)
     jobs: list[Future[Any]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-store") as storer:
         if not store.exists(original_key):  # write-once copy of the untouched source
             jobs.append(storer.submit(store.put_file, original_key, src))
         cut = None
-        if settings.mezzanine == "auto" and v.codec in INTRA_CODECS:  # its own packets: nothing re-encoded
-            try:
-                cut = _cut_by_copy(src, v, depth, settings.chunk_frames, prefix, store, storer)
-            except NotIntraOnly:
-                cut = None
-        if cut is None:
-            cut = _cut_by_encode(src, v, depth, settings.chunk_frames, prefix, store, storer)
+        try:
+            if settings.mezzanine == "auto" and v.codec in INTRA_CODECS:  # its own packets: nothing re-encoded
+                try:
+                    cut = _cut_by_copy(src, v, depth, settings.chunk_frames, prefix, store, storer, reader)
+                except NotIntraOnly:
+                    cut = None
+            if cut is None:
+                cut = _cut_by_encode(src, v, depth, settings.chunk_frames, prefix, store, storer, reader)
+        except Truncated as e:
+            raise Truncated(f"{e} (restore it anyway with --accept-truncated or the recipe's "
+                            "source.accept_truncated)", e.shortfall) from None
         for job in jobs:
             job.result()
     mezzanine, chunks, frames, scores = cut
@@ -97,7 +124,11 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
         original_key=original_key, frames=frames, fps=f"{v.fps.numerator}/{v.fps.denominator}",
         width=v.width, height=v.height, bit_depth=depth, color=vars(v.color), chunk_frames=settings.chunk_frames,
         chunks=chunks, mezzanine=mezzanine, audio_streams=len(info.audio), probe=info.to_dict(),
+        video_stream=info.video_index, stream_chosen=chosen,
+        truncated=shortfalls[-1].to_dict() if shortfalls else None,
     )
+    if shortfalls:
+        _warn("%s: accepted although truncated: %s", source_name, shortfalls[-1].reason)
     store_shot_table(store, record, scores)
     store.put_bytes(record_key, record.model_dump_json().encode())  # last: the ingest is complete
     return record
@@ -106,8 +137,31 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
 Cut = tuple[str, list[str], int, Any]  # (mezzanine kind, chunk keys, frames, shot score rows)
 
 
+class _SourceReader:
+    """Which video stream of the source is read, and what happens when it stops short."""
+
+    def __init__(self, stream: int | None, on_truncated: Any) -> None:
+        self.stream, self.on_truncated = stream, on_truncated
+
+    def frames(self, src: Path, depth: int) -> Any:
+        return iter_frames(src, depth=depth, stream=self.stream, on_truncated=self.on_truncated)
+
+
+LOG = logging.getLogger("reel.ingest")
+
+
+def _warn(message: str, *args: Any) -> None:
+    """A warning in the run's log (the Prefect UI and the console), or Reel's own log outside a run."""
+    try:
+        from prefect.logging import get_run_logger
+
+        get_run_logger().warning(message, *args)
+    except Exception:  # no run context (a plain call in tests)
+        LOG.warning(message, *args)
+
+
 def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store: Store,
-                 storer: ThreadPoolExecutor) -> Cut:
+                 storer: ThreadPoolExecutor, reader: _SourceReader) -> Cut:
     """Mezzanine chunks by copying the packets of an intra-only source (FFV1, ProRes): one thread
     copies and stores them while this one scores the decoded frames for the shot detector.
     NotIntraOnly when a packet is not a key frame or the packets do not match the decoded frames."""
@@ -118,7 +172,7 @@ def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store
 
     def copy_and_store(tmp: str) -> int:
         copied = 0
-        parts = copy_intra_chunks(src, tmp, n, fps=v.fps)
+        parts = copy_intra_chunks(src, tmp, n, fps=v.fps, stream=reader.stream)
         try:
             for path, count in parts:
                 if stop.is_set():
@@ -134,7 +188,7 @@ def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store
     with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp:
         copying = storer.submit(copy_and_store, tmp)
         try:
-            for frame in prefetched(iter_frames(src, depth=depth), PREFETCH_FRAMES):
+            for frame in prefetched(reader.frames(src, depth), PREFETCH_FRAMES):
                 scores.push(frame)
                 frames += 1
                 if copying.done() and copying.exception() is not None:
@@ -151,7 +205,7 @@ def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store
 
 
 def _cut_by_encode(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store: Store,
-                   storer: ThreadPoolExecutor) -> Cut:
+                   storer: ThreadPoolExecutor, reader: _SourceReader) -> Cut:
     """Mezzanine chunks encoded as lossless FFV1 from the decoded frames, which are scored for the shot
     detector on the way."""
     frames = 0
@@ -180,7 +234,7 @@ def _cut_by_encode(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, sto
             jobs.append(storer.submit(store_chunk, Path(w.path), chunks[-1]))
 
         try:
-            for frame in prefetched(iter_frames(src, depth=depth), PREFETCH_FRAMES):
+            for frame in prefetched(reader.frames(src, depth), PREFETCH_FRAMES):
                 if writer is None or writer.frames_written == n:
                     if writer is not None:
                         hand_over(writer)

@@ -43,6 +43,8 @@ def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]
         ident["overrides"] = review["overrides"]
     if grades:  # a re-graded reference frame makes a new version even with the same recipe text
         ident["grades"] = [[g["label"], g["digest"]] for g in grades]
+    if record.stream_chosen:  # another video stream of the same file is another film
+        ident["video_stream"] = record.video_stream
     return "v-" + short_hash(ident, 12)
 
 
@@ -69,6 +71,8 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
     mkey = manifest_key(record, version)
     if store.exists(mkey):  # already published: the manifest is the source of truth
         return json.loads(store.get_bytes(mkey))
+    if hasattr(store, "remove_abandoned_temp"):  # a local store: temps of this title's killed publishes
+        store.remove_abandoned_temp(f"published/{record.title}/")
 
     segments = sorted(segments, key=lambda s: (s.start, s.part))
     starts = [s.start for s in segments]
@@ -101,7 +105,9 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
                             size_bytes=record.source_size_bytes, key=record.original_key, frames=record.frames,
                             fps=record.fps, width=record.width, height=record.height,
                             bit_depth=record.probe.get("video", {}).get("bit_depth", record.bit_depth),
-                            audio_streams=record.audio_streams),
+                            audio_streams=record.audio_streams, streams=record.probe.get("streams", []),
+                            video_stream=record.probe.get("video_index", record.video_stream),
+                            truncated=record.truncated),
         recipe={**recipe.model_dump(mode="json"), "chain_hash": recipe.chain_hash(), "grades": grade_docs},
         stages=recipe.chain(), output_size=[width, height],
         shots=[ShotRecord(shot=int(row.shot), start_frame=int(row.start_frame), end_frame=int(row.end_frame),

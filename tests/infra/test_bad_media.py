@@ -406,3 +406,119 @@ def test_fuzzed_films_are_described_or_refused(small_film):
             assert run.returncode == 0, f"decoding a probed file failed: rc {run.returncode}: {run.stderr[-2000:]}"
 
     check()
+
+
+# --- issue 20: nothing lost, nothing hidden ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth_film(tmp_path_factory) -> Path:
+    """`reel synth base.mkv --size 160x120 --shots 2 --frames-per-shot 12`: 24 frames and FLAC sound."""
+    from flows.cli import main
+
+    folder = tmp_path_factory.mktemp("synth")
+    assert main(["synth", str(folder / "base.mkv"), "--size", "160x120", "--shots", "2",
+                 "--frames-per-shot", "12"]) == 0
+    return folder / "base.mkv"
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.5, 0.98, 0.999])
+def test_a_cut_anywhere_is_refused(synth_film, tmp_path, fraction):
+    """0.8.0 allowed max(2 frames, 0.5 %): the 98 % cut (one frame lost) and the 99.9 % cut (the last audio
+    packet lost) decoded as complete films."""
+    data = synth_film.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:int(len(data) * fraction)])
+    try:
+        probe(cut, timeout_s=PROBE_TIMEOUT_S)
+    except MediaError as exc:  # cut in the header or the first frame: refused at probe
+        _assert_one_line(str(exc), cut, "")
+        return
+    with pytest.raises(MediaError) as excinfo:
+        list(iter_frames(cut))
+    _assert_one_line(str(excinfo.value), cut, "truncated or damaged")
+    seen = []
+    frames = list(iter_frames(cut, on_truncated=seen.append))  # accepted explicitly: the shortfall is told
+    assert len(seen) == 1 and seen[0].frames_missing == 24 - len(frames)
+    assert seen[0].frames_missing or seen[0].audio_seconds_missing > 0
+
+
+def test_the_complete_synthetic_film_is_accepted(synth_film):
+    assert sum(1 for _ in iter_frames(synth_film)) == 24
+
+
+def _two_video_streams(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w", format="matroska") as c:
+        streams = []
+        for w, h in ((64, 48), (32, 32)):
+            s = c.add_stream("ffv1", rate=24)
+            s.width, s.height, s.pix_fmt = w, h, "bgr0"
+            streams.append(s)
+        for i in range(6):
+            for n, s in enumerate(streams):
+                img = np.full((s.height, s.width, 3), 40 * n + i, np.uint8)
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="bgr0")
+                frame.pts = i
+                c.mux(s.encode(frame))
+        for s in streams:
+            c.mux(s.encode(None))
+    return path
+
+
+def test_every_stream_is_listed_and_one_can_be_chosen(tmp_path):
+    path = _two_video_streams(tmp_path / "two.mkv")
+    info = probe(path)
+    assert [s["type"] for s in info.streams] == ["video", "video"] and info.video_index == 0
+    assert info.other_video_streams == [1] and (info.video.width, info.video.height) == (64, 48)
+    second = probe(path, stream=1)
+    assert second.video_index == 1 and (second.video.width, second.video.height) == (32, 32)
+    frames = list(iter_frames(path, stream=1))
+    assert len(frames) == 6 and frames[0].shape == (32, 32, 3) and int(frames[0][0, 0, 0]) == 40
+    with pytest.raises(MediaError, match="stream 5 is not a video stream"):
+        probe(path, stream=5)
+
+
+def test_a_picture_too_small_for_the_stages_is_refused_at_probe(tmp_path):
+    from infra.media import MIN_SIZE, write_film
+
+    path = tmp_path / "one.mkv"
+    write_film(path, (np.full((1, 1, 3), 9 * i, np.uint8) for i in range(4)), bm.FPS)
+    with pytest.raises(MediaError) as excinfo:
+        probe(path)
+    _assert_one_line(str(excinfo.value), path, f"1x1 pixels, smaller than the {MIN_SIZE[0]}x{MIN_SIZE[1]}")
+
+
+def test_cli_stderr_is_one_line_whatever_shutdown_prints(tmp_path):
+    """Deterministic stand-in for a busy machine: the failing command leaves a Dask logger and a daemon
+    thread that print a traceback during shutdown (as a heartbeat's CommClosedError did); stderr still
+    carries only Reel's line."""
+    script = tmp_path / "noisy.py"
+    script.write_text(
+        "import atexit, logging, sys, threading, time\n"
+        "import flows.cli as cli\n"
+        "log = logging.getLogger('distributed.core')\n"
+        "log.addHandler(logging.StreamHandler(sys.stderr))\n"
+        "def noisy(args):\n"
+        "    def heartbeat():\n"
+        "        time.sleep(0.3)\n"
+        "        try:\n"
+        "            raise OSError('Stream is closed')\n"
+        "        except OSError:\n"
+        "            log.exception('CommClosedError in heartbeat')\n"
+        "            sys.stderr.write('Traceback (most recent call last):\\n')\n"
+        "    threading.Thread(target=heartbeat, daemon=False).start()\n"
+        "    atexit.register(lambda: sys.stderr.write('Traceback (most recent call last): atexit\\n'))\n"
+        "    raise ValueError('the source is refused')\n"
+        "parser = cli.build_parser\n"
+        "def build():\n"
+        "    ap = parser()\n"
+        "    ap._subparsers._group_actions[0].choices['stages'].set_defaults(func=noisy)\n"
+        "    return ap\n"
+        "cli.build_parser = build\n"
+        "sys.exit(cli.main(['stages'], quiet_exit=True))\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == ["reel: error: the source is refused"], run.stderr
