@@ -14,6 +14,11 @@ Everything is measured in one run, on the same inputs (writes OUT/defects.json a
   index, residual weave in pixels, warping error, line-scratch error removed;
 - real film: ../shared/data/oldfilm/four_films.mkv per shot: flicker and warping error before and
   after, the large white blotch of frame 185, and a before/after contact sheet to look at;
+- real footage (every clip in ../shared/data/clean/, first 48 frames): damage added in code (dust,
+  a line scratch, flicker, grain, synthetic gate weave on top of the real camera motion), then input,
+  Reel and the ffmpeg chains scored against the clean original (PSNR/SSIM), the share of the dust
+  error removed, residual synthetic weave; and "clean in, clean out": the recipe on the undamaged clip,
+  PSNR against its input and sharpness kept (ratio of Laplacian energy);
 - speed at 1080p: decode + `defects` chain + FFV1 encode in one process, against the ffmpeg chain
   on the same file (both on this machine's cores), as a ratio.
 """
@@ -34,6 +39,7 @@ import cv2
 import numpy as np
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oldfilm"
+CLEAN = SHARED.parent / "clean"  # clean real footage: degraded here with known damage, and run untouched
 
 # Classical chains, all ending in FFV1 RGB so nothing is lost after the filters. gbrp keeps the
 # filters working on the same RGB values Reel sees. removegrain mode 0 is a no-op; 2 and 17 are
@@ -239,6 +245,59 @@ def bench_real(ffmpeg: str, out_dir: Path, tmp: Path) -> dict[str, Any] | None:
             "contact_sheet": str(sheet)}
 
 
+def laplacian_energy(frames: np.ndarray) -> float:
+    from models.clip import luma
+
+    return float(np.mean([cv2.Laplacian(luma(f), cv2.CV_32F).var() for f in frames]))
+
+
+def bench_real_clips(ffmpeg: str, tmp: Path, frames: int = 48, seed: int = 1) -> list[dict[str, Any]]:
+    from infra.media import write_film
+    from models.metrics import psnr, residual_weave, ssim_luma
+    from models.synth import blotch_masks, degrade_footage
+
+    def score(x: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+        return {"psnr": float(10 * np.log10(1.0 / max(float(np.mean((x - ref) ** 2)), 1e-12))),
+                "ssim": float(np.mean([ssim_luma(a, b) for a, b in zip(x, ref, strict=True)]))}
+
+    rows = []
+    for clip in sorted(CLEAN.glob("*.mkv")):
+        clean = read_all(clip)[:frames]
+        n = len(clean)
+        clean8 = np.clip(clean * 255 + 0.5, 0, 255).astype(np.uint8)
+        deg8, truth = degrade_footage(clean8, seed=seed)
+        deg = to_float(deg8)
+        reel, _ = run_recipe(deg, [(0, n)])
+        src = tmp / f"real-{clip.stem}.mkv"
+        write_film(src, deg8, Fraction(24))
+        ff = {}
+        for name, vf in FFMPEG_CHAINS.items():
+            dst = tmp / f"real-{clip.stem}-ff.mkv"
+            run_ffmpeg(ffmpeg, src, dst, vf)
+            ff[name] = read_all(dst)
+        best = max(ff, key=lambda k: score(ff[k], clean)["psnr"])
+        dust = blotch_masks(truth)
+        e_in = float(np.abs(deg - clean)[dust].sum())
+        untouched, _ = run_recipe(clean, [(0, n)])
+        row = {"clip": clip.name, "frames": n, "size": f"{clean.shape[2]}x{clean.shape[1]}",
+               "input": score(deg, clean), "reel": score(reel, clean), "ffmpeg": {**score(ff[best], clean),
+                                                                                  "chain": best},
+               "dust_error_removed": 1.0 - float(np.abs(reel - clean)[dust].sum()) / e_in if e_in else None,
+               "weave_input_px": residual_weave(deg, clean), "weave_reel_px": residual_weave(reel, clean),
+               "clean_in_psnr": float(np.mean([min(psnr(a, b), 99.0) for a, b in zip(untouched, clean,
+                                                                                        strict=True)])),
+               "clean_in_psnr_global": score(untouched, clean)["psnr"],
+               "clean_in_sharpness_kept": laplacian_energy(untouched) / laplacian_energy(clean)}
+        row["gain_over_input_db"] = row["reel"]["psnr"] - row["input"]["psnr"]
+        row["gain_over_ffmpeg_db"] = row["reel"]["psnr"] - row["ffmpeg"]["psnr"]
+        print(f"  {clip.name}: input {row['input']['psnr']:.2f} dB, reel {row['reel']['psnr']:.2f}, ffmpeg "
+              f"{row['ffmpeg']['psnr']:.2f}; dust removed {row['dust_error_removed']:.2f}; weave "
+              f"{row['weave_input_px']:.3f} -> {row['weave_reel_px']:.3f} px; clean in: "
+              f"{row['clean_in_psnr_global']:.2f} dB, sharpness {row['clean_in_sharpness_kept']:.3f}", flush=True)
+        rows.append(row)
+    return rows
+
+
 def contact_sheet(path: Path, picks: list[int], rows: dict[str, np.ndarray], width: int = 320) -> None:
     """One row per version, one column per picked frame, labelled; 8-bit PNG."""
     lines = []
@@ -288,7 +347,7 @@ def main() -> None:
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--speed-size", default="1920x1080")
     ap.add_argument("--speed-frames", type=int, default=24)
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: dust,chain,real,speed")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: dust,chain,real,footage,speed")
     args = ap.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -310,6 +369,9 @@ def main() -> None:
         if "real" not in skip:
             print("real film ...", flush=True)
             report["real"] = bench_real(ffmpeg, out_dir, tmp)
+        if "footage" not in skip:
+            print("real footage, degraded in code and clean ...", flush=True)
+            report["footage"] = bench_real_clips(ffmpeg, tmp)
         if "speed" not in skip:
             print("speed ...", flush=True)
             sw, sh = (int(x) for x in args.speed_size.split("x"))
@@ -324,6 +386,8 @@ def main() -> None:
                             "flicker_reduction": c["flicker_reduction"]}
     if report.get("real"):
         summary["real"] = {k: v for k, v in report["real"].items() if k != "shots"}
+    if "footage" in report:
+        summary["footage"] = report["footage"]
     if "speed" in report:
         summary["speed"] = report["speed"]
     if "dust" in summary:

@@ -30,6 +30,7 @@ from models.flow import FlowEstimator, warp
 from models.stage import Stage, StageParams
 
 _REF_WIDTH = 320.0  # pixel-sized parameters are stated at this width and scaled
+_RELATIVE_DOUBT = 0.1  # forward/backward flow error accepted per pixel of motion between the neighbours
 _MOTION_RATIO = 0.25  # a displaced match this much better than the flow's prediction means motion
 
 
@@ -40,6 +41,9 @@ class DustParams(StageParams):
     dilate: int = Field(1, ge=0, le=8, description="grow the fill mask by this many pixels (soft edges)")
     search: int = Field(24, ge=0, le=200, description="motion radius for the real-object check, pixels at 320 px width (0: off)")
     flow_preset: str = Field("medium", description="DIS preset: ultrafast, fast, medium, fine")
+    motion_check: float = Field(1.0, ge=0, le=20, description="a region where the flow between the two "
+                                "neighbours is inconsistent forward/backward by more than this (px at 320 px "
+                                "width) is an object in motion or an occlusion, not dirt (0: off)")
 
 
 def _references(t: int, n: int) -> tuple[int, int] | None:
@@ -55,7 +59,7 @@ def _references(t: int, n: int) -> tuple[int, int] | None:
 
 class Dust(Stage):
     name = "dust"
-    version = "3"
+    version = "4"
     description = "Single-frame dust/dirt blotch detection (motion-compensated SDI) and temporal fill"
     Params = DustParams
 
@@ -100,22 +104,24 @@ class Dust(Stage):
             refs = _references(t, n)
             if refs is None:
                 continue
-            pair, fill_pair = self._aligned_neighbours(frames, t, refs, flow)
+            pair, fill_pair, doubt = self._aligned_neighbours(frames, t, refs, flow, p.motion_check > 0)
             warped, raw, offsets = [], [], []
             for r, wr in zip(refs, pair, strict=True):
                 offset = np.float32(np.median(ys[t] - luma(wr)))  # residual flicker between frames
                 offsets.append(offset)
                 warped.append(wr + offset)
                 raw.append(ys[r] + offset)
-            mask = self._frame_mask(ys[t], raw, warped, min_area, search, max(1, round(scale)))
+            mask = self._frame_mask(ys[t], raw, warped, min_area, search, max(1, round(scale)),
+                                    doubt, p.motion_check * scale)
             if mask.any():
                 masks[t] = mask
                 fills[t] = np.clip(0.5 * (fill_pair[0] + offsets[0] + fill_pair[1] + offsets[1]), 0.0, 1.0)
         return masks, fills
 
     @staticmethod
-    def _aligned_neighbours(frames: np.ndarray, t: int, refs: tuple[int, int],
-                            flow: FlowEstimator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _aligned_neighbours(frames: np.ndarray, t: int, refs: tuple[int, int], flow: FlowEstimator,
+                            check_motion: bool = False
+                            ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
         """The two reference frames warped onto frame t: for detection, and for filling.
 
         Flow from t itself is garbage inside a large blotch (it matches the blotch to whatever
@@ -125,12 +131,28 @@ class Dust(Stage):
         neighbours agree better: right at a blotch that is the interpolated one, and wherever
         motion changes speed it is the direct one. Inside what is then found to be dirt, the
         frame's own flow is suspect, so the fill takes whichever candidate agrees better.
+
+        The third value (with `check_motion`) is the forward/backward inconsistency of the flow
+        between the two neighbours, in pixels: it never sees frame t, so dirt on t cannot disturb
+        it, while an object that moves fast, turns or blurs (a racket, a ball, a running leg) or
+        uncovers background makes it inconsistent. Kokaram's detector is fooled exactly there.
         """
         direct = [warp(frames[r], flow(frames[t], frames[r])) for r in refs]
         a, b = refs
         if a != t - 1 or b != t + 1:
-            return direct, direct
+            return direct, direct, None
         across = flow(frames[a], frames[b])  # on a's grid ~ t's grid, for smooth motion
+        doubt = None
+        if check_motion:
+            back = warp(flow(frames[b], frames[a]), across, interpolation=cv2.INTER_LINEAR)
+            doubt = np.hypot(*np.moveaxis(across + back, -1, 0))
+            h, w = doubt.shape
+            xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            gone = ((xs + across[..., 0] < 0) | (xs + across[..., 0] > w - 1) | (ys + across[..., 1] < 0)
+                    | (ys + across[..., 1] > h - 1))
+            doubt[gone] = 0.0  # content leaving the frame: no flow to check, no evidence of motion
+            # a fast pan's flow is a few % off forward/backward without anything moving in it
+            doubt = np.maximum(doubt - _RELATIVE_DOUBT * np.hypot(across[..., 0], across[..., 1]), 0.0)
         interp = [warp(frames[a], -0.5 * across), warp(frames[b], 0.5 * across)]
         def disagreement(pair: list[np.ndarray]) -> np.ndarray:
             return cv2.blur(np.abs(luma(pair[0]) - luma(pair[1])), (5, 5))
@@ -142,10 +164,11 @@ class Dust(Stage):
         use = (d_interp + margin < d_direct)[..., None]
         fill_use = (d_interp < d_direct)[..., None]
         return ([np.where(use, i, d) for i, d in zip(interp, direct, strict=True)],
-                [np.where(fill_use, i, d) for i, d in zip(interp, direct, strict=True)])
+                [np.where(fill_use, i, d) for i, d in zip(interp, direct, strict=True)], doubt)
 
     def _frame_mask(self, y: np.ndarray, ref_y: list[np.ndarray], warped: list[np.ndarray],
-                    min_area: int, search: int, radius: int) -> np.ndarray:
+                    min_area: int, search: int, radius: int, doubt: np.ndarray | None = None,
+                    max_doubt: float = 0.0) -> np.ndarray:
         p = self.params
         ya, yb = luma(warped[0]), luma(warped[1])
         # Rank-ordered test (after Kokaram's ROD): compare with the local range of each warped
@@ -177,10 +200,23 @@ class Dust(Stage):
                 continue
             if not self._has_core(labels[y0:y0 + bh, x0:x0 + bw] == lab, core):
                 continue  # threads one pixel thin: aliasing of fine periodic detail, not a blotch
+            if doubt is not None and max_doubt > 0 and self._in_motion(labels == lab, (x0, y0, bw, bh), doubt,
+                                                                       max_doubt):
+                continue
             if search and self._found_in_neighbours(y, ref_y, warped, labels == lab, (x0, y0, bw, bh), search):
                 continue
             keep[lab] = True
         return keep[labels]
+
+    @staticmethod
+    def _in_motion(region: np.ndarray, box: tuple[int, int, int, int], doubt: np.ndarray, limit: float) -> bool:
+        """True when the neighbours' flow is inconsistent over the region and a ring around it."""
+        h, w = region.shape
+        x0, y0, bw, bh = box
+        m = 3
+        sl = (slice(max(0, y0 - m), min(h, y0 + bh + m)), slice(max(0, x0 - m), min(w, x0 + bw + m)))
+        grown = cv2.dilate(region[sl].astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8)).astype(bool)
+        return float(np.median(doubt[sl][grown])) > limit
 
     @staticmethod
     def _has_core(region: np.ndarray, size: int) -> bool:
