@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from distributed import Client, LocalCluster, get_task_stream
 
 from flows.restore_title import run_restore
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_restore_runs_on_the_cluster_at_reel_dask_address(tiny_film, local_store_env, monkeypatch):
     from prefect.settings import PREFECT_API_URL
 

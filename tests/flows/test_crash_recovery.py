@@ -180,6 +180,7 @@ def _group_alive(pgid: int) -> list[int]:
     return pids
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_killed_cli_run_resumes_and_publishes_the_same_master(tiny_film, reference, tmp_path):
     title = "crash-cli"
     root = tmp_path / "store"
@@ -221,6 +222,7 @@ def test_killed_cli_run_resumes_and_publishes_the_same_master(tiny_film, referen
 # --------------------------------------------------------------------------- b. kill a Dask worker
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_killed_dask_worker_is_rescheduled_and_master_is_the_same(tiny_film, reference, cluster_env, capsys):
     """Dask reschedules the killed worker's tasks (restore-piece is idempotent) and the run completes."""
     from flows.restore_title import run_restore

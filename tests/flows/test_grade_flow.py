@@ -88,6 +88,7 @@ def test_grade_errors_are_one_line(faded_film, tmp_path, capsys):
     assert not (tmp_path / "o.mkv").exists()
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_recipe_reference_pairs_drive_the_flow(faded_film, local_store_env, tmp_path, capsys):
     from flows.restore_title import run_restore
 

@@ -136,6 +136,7 @@ def test_a_title_recipe_rebuilds_a_damaged_frame_and_keeps_the_rest(tiny_film, l
     assert any(r.get("stage") == "interpolate" and r.get("frames_rebuilt") == 1 for r in stage), stage
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(tiny_film, local_store_env, tmp_path):
     """Workers encode each piece for every master (FFV1: the segment itself) and publish joins the
     parts by copying packets; they measure each piece's QC too. A store from before master parts and

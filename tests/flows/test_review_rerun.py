@@ -50,6 +50,7 @@ def test_rerun_one_shot_with_override_restores_only_that_shot(tiny_film, local_s
         assert dust.get("params", {}).get("threshold", 6) == 6
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_forced_rerun_is_bit_identical_and_the_same_version(tiny_film, local_store_env):
     src = str(tiny_film["path"])
     first = run_restore(src, "forced", "defects")
@@ -133,6 +134,7 @@ def test_review_gate_redoes_exactly_the_named_shots_and_records_the_decision(tin
     assert stored["review"] == rev
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_review_timeout_fails_cleanly_and_publishes_nothing(tiny_film, local_store_env, tmp_path, monkeypatch):
     monkeypatch.setenv("REEL_REVIEW_POLL_S", "1")
     monkeypatch.setenv("REEL_REVIEW_TIMEOUT_S", "10")
@@ -151,6 +153,7 @@ def test_master_hash_matches_file(tiny_film, local_store_env):
     assert hashlib.sha256(data).hexdigest() == _master_sha(m)
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_reel_rerun_from_the_command_line_uses_the_published_source_and_recipe(tiny_film, local_store_env,
                                                                              tmp_path, capsys, monkeypatch):
     from flows.cli import main

@@ -308,6 +308,7 @@ def test_cli_refuses_a_film_truncated_in_the_middle(tmp_path):
     _assert_cli_refused(run, tmp_path, "truncated or damaged")
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_cli_restores_odd_641x479_with_an_ffv1_master(tmp_path):
     source = bm.odd_dimensions(tmp_path)
     recipe = tmp_path / "odd.yaml"

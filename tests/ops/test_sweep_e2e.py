@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from flows.catalogue_cli import write_example_catalogue
 from infra.settings import Settings
 from tests.prefect_stack import prefect_stack, wait_for
@@ -19,6 +21,7 @@ def _states(settings: Settings) -> dict[str, str]:
     return {r["id"]: r["state"] for r in status_rows(gather_facts(settings))}
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_catalogue_goes_from_pending_to_published_through_the_scheduled_sweep(tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from fractions import Fraction
 
+import pytest
+
 from infra.media import write_film
 from models.synth import SynthConfig, render_film
 
@@ -39,6 +41,7 @@ def peak_of_ingest(tmp_path, frames: int, mezzanine: str = "ffv1") -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_ingest_peak_memory_does_not_grow_with_the_number_of_chunks(tmp_path):
     short, long = peak_of_ingest(tmp_path, 24), peak_of_ingest(tmp_path, 120)
     assert (short["chunks"], long["chunks"]) == (6, 30)
@@ -47,6 +50,7 @@ def test_ingest_peak_memory_does_not_grow_with_the_number_of_chunks(tmp_path):
     assert long["peak_mib"] - short["peak_mib"] < 40, (short, long)
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test-all`
 def test_copied_mezzanine_peak_memory_does_not_grow_either(tmp_path):
     short, long = peak_of_ingest(tmp_path, 24, "auto"), peak_of_ingest(tmp_path, 120, "auto")
     assert (short["chunks"], long["chunks"]) == (6, 30)
