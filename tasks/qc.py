@@ -340,6 +340,7 @@ def finish_shot(parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]], *, sh
     scratch = [c for rep in stage_reports("scratch") for c in rep.get("pixels_per_frame", [])]
     shifts = [float(np.hypot(x, y)) for rep in stage_reports("stabilise")
               for x, y in zip(rep.get("dx", []), rep.get("dy", []), strict=True)]
+    decided = next((rep for rep in stage_reports("stabilise") if rep.get("decision")), None)
     warp_s, warp_r = _mean(joined("warp_src"), 5), _mean(joined("warp_res"), 5)
     vs_grade = joined("vs_grade")
     metrics = {
@@ -365,6 +366,9 @@ def finish_shot(parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]], *, sh
         "scratch_pixels_filled": int(sum(scratch)),
         "scratch_frames": int(sum(c > 0 for c in scratch)),
         "weave_corrected_px_mean": round(float(np.mean(shifts)), 3) if shifts else 0.0,
+        # stabilise's per-shot decision (weave, follow, none) and why: the camera's moves are kept
+        "weave_decision": decided["decision"] if decided else None,
+        "weave_reason": decided.get("reason") if decided else None,
         # repeated frames of the source (old transfers), as frame indices of the film
         "duplicate_frames": [d["frame"] for d in repeats.results()],
         "sampled_frames": {"ssim": len(joined("ssim")), "warping_pairs": len(joined("warp_res")),
@@ -384,7 +388,7 @@ TABLE_COLUMNS = ["shot", "start_frame", "end_frame", "verdict", "ssim_luma", "ps
                  "flicker_restored", "warping_error_source", "warping_error_restored", "colour_change_de00",
                  "colour_vs_grade_de00",
                  "sharpness_source", "sharpness_restored", "noise_sigma_source", "noise_sigma_restored",
-                 "dust_pixels_filled", "scratch_pixels_filled", "weave_corrected_px_mean"]
+                 "dust_pixels_filled", "scratch_pixels_filled", "weave_corrected_px_mean", "weave_decision"]
 
 
 @task(name="qc-report", cache_policy=NO_CACHE)

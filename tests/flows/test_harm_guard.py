@@ -41,7 +41,8 @@ def test_a_stage_that_harms_a_shot_is_dropped_for_it_and_the_manifest_says_so(tm
     assert shots[1]["harm"] is None  # the steady shot kept its full chain
     # the published shot 0 is the fallback: no stabilise report in it, deflicker's is there
     assert [r["stage"] for r in shots[0]["stage_reports"]][:1] == ["deflicker"]
-    assert "stabilise" in [r["stage"] for r in shots[1]["stage_reports"]]
+    steady = next(r for r in shots[1]["stage_reports"] if r["stage"] == "stabilise")
+    assert steady["decision"] == "weave" and steady["reason"]  # forced, and said so
     review = out["manifest"]["review"]
     assert review["harm"][0]["shot"] == 0 and review["harm"][0]["dropped"] == ["stabilise"]
     assert out["manifest"]["review"]["shots_below_threshold"] == []
