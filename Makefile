@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test test-all test-ui lint bench bench-defects bench-shots bench-colour bench-ops bench-upscale bench-interpolate bench-diffusion bench-gpu train-sr clean
+.PHONY: setup demo test test-all test-ui lint bench bench-defects bench-shots bench-colour bench-ops bench-seeds bench-upscale bench-interpolate bench-diffusion bench-gpu train-sr clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-shots: setup
 
 bench-colour: setup
 	$(PY) -m benchmarks.colour
+
+bench-seeds: setup
+	$(PY) -m benchmarks.seeds
 
 bench-ops: setup
 	$(PY) -m benchmarks.ops
