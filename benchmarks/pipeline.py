@@ -23,6 +23,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from catalog import layout
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oldfilm"
 
 
@@ -111,8 +113,9 @@ def main() -> None:
             store = current_store()
             manifest = first["manifest"]
             master = tmp_path / "master.mkv"
-            store.get_file(f"published/bench-defects/{manifest['version']}/master.mkv", master)
-            store.get_file(f"published/bench-addressed/{second['manifest']['version']}/master.mkv", master2)
+            store.get_file(layout.published_key("bench-defects", manifest["version"], "master.mkv"), master)
+            store.get_file(layout.published_key("bench-addressed", second["manifest"]["version"], "master.mkv"),
+                           master2)
 
         restored = frames_of(master, 16)
         clean = film.clean.astype(np.float32) / 255

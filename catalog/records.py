@@ -8,6 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.ids import validate_title_id
+from catalog.layout import work_prefix
+
+__all__ = ["IngestRecord", "SegmentRecord", "work_prefix"]
 
 
 class IngestRecord(BaseModel):
@@ -47,11 +50,6 @@ class IngestRecord(BaseModel):
     @property
     def work_prefix(self) -> str:
         return work_prefix(self.title, self.source_sha256, self.video_stream if self.stream_chosen else None)
-
-
-def work_prefix(title: str, source_sha256: str, stream: int | None = None) -> str:
-    """Where a source's work lives; a named video stream other than the default gets its own folder."""
-    return f"work/{title}/{source_sha256}" + ("" if stream is None else f"-s{stream}")
 
 
 class SegmentRecord(BaseModel):

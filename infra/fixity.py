@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog import layout
 from catalog.ids import validate_title_id
 from infra.storage import (
     IntegrityError,
@@ -48,7 +49,7 @@ from infra.storage import (
 __all__ = ["KINDS", "FixityReport", "Problem", "VersionReport", "verify_dir", "verify_store"]
 
 KINDS = ("MODIFIED", "SIZE", "MISSING", "UNLISTED", "UNREADABLE")
-MANIFEST = "manifest.json"
+MANIFEST = layout.MANIFEST
 _CHUNK = 1 << 20
 
 
@@ -251,7 +252,7 @@ def verify_store(store: Store, title: str, version: str | None = None) -> Fixity
         validate_key(version)
         if "/" in version:
             raise ValueError(f"invalid version {version!r}: one path part, like 'v-0123456789ab'")
-    base = f"published/{title}"
+    base = layout.title_published_prefix(title).rstrip("/")
     report = FixityReport(mode="store", target=title, location=store.url)
     if version is not None:
         versions = [version] if store.list(f"{base}/{version}/") or _local_dir(store, f"{base}/{version}") else []

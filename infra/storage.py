@@ -38,6 +38,8 @@ from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from catalog import layout
+
 __all__ = [
     "IntegrityError",
     "LocalStore",
@@ -60,10 +62,10 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 LINK_EXPIRY = timedelta(hours=1)
 _CHUNK_BYTES = 1 << 20
 _KEY_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # ASCII only: look-alikes such as U+2215 fail
-_META_DIR = ".meta"  # starts with '.', so it can never collide with a key
+_META_DIR = layout.META_DIR  # starts with '.', so it can never collide with a key
 # Temp files of writes under way live here, never beside the objects (a write killed mid-way must not leave
 # a file inside a published version); the folders mirror the key's, so a title's temps can be found.
-_STAGING_DIR = ".staging"
+_STAGING_DIR = layout.STAGING_DIR
 TEMP_PREFIX = ".tmp-"
 _HOST_TAG = hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8] if hasattr(os, "uname") else "host"
 _TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")  # .tmp-<host tag>-<pid>-<random>

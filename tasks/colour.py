@@ -16,6 +16,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from catalog import layout
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord
 from infra.images import read_pairs
@@ -103,7 +104,7 @@ def _learned(store: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: 
     h = hashlib.sha256(f"{GRADE_LEARNER}|{size}".encode())
     for name, o, g in pairs:
         h.update(name.encode() + b"\0" + o.tobytes() + g.tobytes())
-    key = f"grades/learned/{h.hexdigest()[:24]}"
+    key = layout.learned_grade_key(h.hexdigest()[:24])
     if store.exists(f"{key}.json"):
         report = json.loads(store.get_bytes(f"{key}.json"))
         return np.load(io.BytesIO(store.get_bytes(f"{key}.npy"))), report

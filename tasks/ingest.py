@@ -17,6 +17,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from catalog import layout
 from catalog.ids import validate_title_id
 from catalog.records import IngestRecord, work_prefix
 from infra.catalogue_io import SourceChecksums
@@ -81,9 +82,9 @@ def _ingest(src: Path, source_name: str, title: str, settings: Settings, force: 
     sha, size = sha256_file(src)
     ext = Path(source_name).suffix.lower().lstrip(".")
     ext = ext if re.fullmatch(r"[a-z0-9]{1,8}", ext) else "bin"
-    original_key = f"originals/{title}/{sha}.{ext}"
+    original_key = layout.original_key(title, sha, ext)
     prefix = work_prefix(title, sha, info.video_index if chosen else None)
-    record_key = f"{prefix}/ingest.json"
+    record_key = layout.ingest_record_key(prefix)
     if not force and store.exists(record_key):
         record = IngestRecord.model_validate_json(store.get_bytes(record_key))
         if record.truncated and not accept_truncated:  # accepted once does not mean accepted now
@@ -177,7 +178,7 @@ def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store
             for path, count in parts:
                 if stop.is_set():
                     break
-                chunks.append(f"{prefix}/mezzanine/{len(chunks):05d}.mkv")
+                chunks.append(layout.mezzanine_key(prefix, len(chunks)))
                 store.put_file(chunks[-1], path)
                 path.unlink()
                 copied += count
@@ -230,7 +231,7 @@ def _cut_by_encode(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, sto
             # Closed here, not in the storer: a closed writer gives its encoder back (megabytes of FFV1
             # slice state), so chunks waiting for a slow store cost only their files.
             w.close()
-            chunks.append(f"{prefix}/mezzanine/{len(chunks):05d}.mkv")
+            chunks.append(layout.mezzanine_key(prefix, len(chunks)))
             jobs.append(storer.submit(store_chunk, Path(w.path), chunks[-1]))
 
         try:

@@ -23,14 +23,14 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from catalog import layout
+from catalog.layout import MASTER_FILES, QC_JSON, REPORT_HTML, published_qc_paths
 from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.media import MediaError, encode_master, iter_frames, join_master
 from tasks.common import current_store, retry_transient, sha256_file, short_hash
-from tasks.qc import REPORT_HTML, published_qc_paths, render_report_html
-
-MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
+from tasks.qc import render_report_html
 
 
 def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
@@ -49,7 +49,7 @@ def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]
 
 
 def manifest_key(record: IngestRecord, version: str) -> str:
-    return f"published/{record.title}/{version}/manifest.json"
+    return layout.manifest_key(record.title, version)
 
 
 @task(name="find-published", cache_policy=NO_CACHE)
@@ -67,12 +67,12 @@ def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments:
             qc: dict[str, Any], review: dict[str, Any], grades: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     store = current_store()
     version = publish_version(record, recipe, review, grades)
-    prefix = f"published/{record.title}/{version}"
+    prefix = layout.version_prefix(record.title, version)
     mkey = manifest_key(record, version)
     if store.exists(mkey):  # already published: the manifest is the source of truth
         return json.loads(store.get_bytes(mkey))
     if hasattr(store, "remove_abandoned_temp"):  # a local store: temps of this title's killed publishes
-        store.remove_abandoned_temp(f"published/{record.title}/")
+        store.remove_abandoned_temp(layout.title_published_prefix(record.title))
 
     segments = sorted(segments, key=lambda s: (s.start, s.part))
     starts = [s.start for s in segments]
@@ -176,7 +176,7 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
                              **pictures})
         grade_docs = []
         for g in grades or []:
-            path = f"grades/{g['label']}.cube"
+            path = layout.grade_path(g["label"])
             data = g["cube"].encode()
             sha = _put_output(store, f"{prefix}/{path}", written, data=data, content_type="text/plain")
             outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind="grade-lut"))
@@ -185,8 +185,8 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
         qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "report_html": REPORT_HTML,
                   "shots": qc_shots}
         qc_bytes = json.dumps(qc_doc, indent=2).encode()
-        sha = _put_output(store, f"{prefix}/qc.json", written, data=qc_bytes, content_type="application/json")
-        outputs.append(OutputRecord(path="qc.json", sha256=sha, size_bytes=len(qc_bytes), kind="qc-report"))
+        sha = _put_output(store, f"{prefix}/{QC_JSON}", written, data=qc_bytes, content_type="application/json")
+        outputs.append(OutputRecord(path=QC_JSON, sha256=sha, size_bytes=len(qc_bytes), kind="qc-report"))
         # the page a person opens: self-contained, pictures linked relative to qc/ (works in any copy)
         page = render_report_html(qc_doc).encode()
         sha = _put_output(store, f"{prefix}/{REPORT_HTML}", written, data=page,

@@ -19,6 +19,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from catalog import layout
+from catalog.layout import REPORT_HTML, published_qc_paths  # noqa: F401 (re-exported)
 from catalog.recipe import QCThresholds, Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.media import iter_frames
@@ -47,7 +49,6 @@ WARP_MAX_WIDTH = 480  # ... at most this wide
 SHEET_FRAMES = 4  # frames across the shot on the contact sheet (before row over after row) ...
 SHEET_MAX_WIDTH = 1280  # ... at most this wide
 SHEET_GAP = 4
-REPORT_HTML = "qc/report.html"  # path of the HTML report in a published version
 
 # (threshold, metric, comparison): a shot whose metric is on the wrong side of a set threshold is "review"
 THRESHOLD_CHECKS = (
@@ -61,12 +62,7 @@ THRESHOLD_CHECKS = (
 
 
 def qc_prefix(record: IngestRecord, recipe: Recipe) -> str:
-    return f"{record.work_prefix}/{recipe.chain_hash()}/qc-v{QC_VERSION}"
-
-
-def published_qc_paths(shot: int) -> dict[str, str]:
-    """Where a shot's pictures go in a published version (relative to its folder)."""
-    return {"image": f"qc/shot{shot:04d}-before-after.png", "contact_sheet": f"qc/shot{shot:04d}-contact-sheet.png"}
+    return layout.qc_prefix(record.work_prefix, recipe.chain_hash(), QC_VERSION)
 
 
 def _label(img: np.ndarray, text: str, x: int, y: int, scale: float) -> None:
@@ -166,7 +162,7 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
     prefix = qc_prefix(record, recipe)
     # the segments' keys carry every stage's version, parameters and bound data (grade LUTs)
     tag = short_hash(sorted(seg.key for seg in segments), 12)
-    key = f"{prefix}/shot{shot:04d}-{tag}.json"
+    key = layout.qc_shot_key(prefix, shot, tag)
     if not force and store.exists(key):
         metrics = json.loads(store.get_bytes(key))
     else:
@@ -197,7 +193,7 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
     metrics, pictures = finish_shot(parts, shot=shot, start=start, end=end,
                                     reports=[rep for seg in segments for rep in seg.reports])
     for name, png in pictures.items():
-        image_key = f"{prefix}/shot{shot:04d}-{tag}-{name}.png"
+        image_key = layout.qc_picture_key(prefix, shot, tag, name)
         store.put_bytes(image_key, png, content_type="image/png")
         metrics["image_key" if name == "before-after" else "contact_sheet_key"] = image_key
     return metrics
@@ -424,7 +420,7 @@ def qc_report(record: IngestRecord, recipe: Recipe, shots: list[dict[str, Any]])
                     "duplicate_frames": [f for r in shots for f in r.get("duplicate_frames", [])]},
         "shots": shots,
     }
-    key = f"{qc_prefix(record, recipe)}/qc.json"
+    key = layout.qc_report_key(qc_prefix(record, recipe))
     store.put_bytes(key, json.dumps(report, indent=2).encode(), content_type="application/json")
     report["key"] = key
     create_table_artifact(key=f"qc-{record.title}",

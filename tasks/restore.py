@@ -12,6 +12,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from catalog import layout
+from catalog.layout import master_part_key
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from catalog.shots import Piece
@@ -39,7 +41,7 @@ def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe,
     parameters, and a digest of the data bound to each stage."""
     h = short_hash({"source": record.source_sha256, "depth": record.bit_depth,
                     "piece": piece.to_dict(), "chain": [s.spec() for s in bound_stages(recipe, bound)]})
-    return f"{record.work_prefix}/{recipe.chain_hash()}/shot{piece.shot:04d}-p{piece.part:02d}-{h}.mkv"
+    return layout.segment_key(record.work_prefix, recipe.chain_hash(), piece.shot, piece.part, h)
 
 
 @task(name="restore-piece", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
@@ -52,7 +54,7 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
     restored frames are in memory (QC then only joins the pieces' numbers)."""
     store = current_store()
     key = segment_key(record, piece, recipe, bound)
-    record_key = key.removesuffix(".mkv") + ".json"
+    record_key = layout.segment_record_key(key)
     if not force and store.exists(record_key):  # written after the segment: its presence means the segment is complete
         seg = store_record(store, record_key)
         if missing := part_codecs(recipe) - set(seg.master_parts):  # stored before the recipe asked for them
@@ -91,7 +93,7 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
                                          shot_end=shot_frames[1], start=piece.start, bit_depth=record.bit_depth,
                                          grade_lut=shot_grade_lut(recipe, bound),
                                          before=source[piece.start - 1 - lo] if piece.start > shot_frames[0] else None)
-            qc_key = key.removesuffix(".mkv") + f"-qc-v{qc['version']}.npz"
+            qc_key = layout.piece_qc_key(key, qc["version"])
             blob = pictures_bytes(pictures)
             clock.lap("qc")
             store.put_bytes(qc_key, blob)
@@ -108,10 +110,6 @@ def restore_piece(record: IngestRecord, piece: Piece, recipe: Recipe,
 def part_codecs(recipe: Recipe) -> set[str]:
     """The recipe's masters encoded piece by piece on the workers: all but FFV1 (the segment is its part)."""
     return {c for c in recipe.masters if c != "ffv1" and master_part_codec(c)}
-
-
-def master_part_key(segment_key: str, codec: str) -> str:
-    return f"{segment_key.removesuffix('.mkv')}-{codec}{'.mov' if codec == 'prores' else '.mkv'}"
 
 
 def encode_master_part(segment_key: str, codec: str, frames: Any, fps: Fraction, tmp: Path) -> str:

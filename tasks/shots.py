@@ -22,6 +22,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from catalog import layout
 from catalog.records import IngestRecord
 from catalog.shots import shot_table
 from infra.mezzanine import MezzanineReader
@@ -30,7 +31,7 @@ from tasks.common import current_store, retry_transient
 
 
 def shots_key(record: IngestRecord) -> str:
-    return f"{record.work_prefix}/shots-v{DETECTOR_VERSION}.parquet"
+    return layout.shots_key(record.work_prefix, DETECTOR_VERSION)
 
 
 @task(name="load-shots", cache_policy=NO_CACHE)
