@@ -69,7 +69,7 @@ class SegmentRecord(BaseModel):
                                          description="codec -> key of these frames encoded for that master "
                                                      "(every master but FFV1, whose part is the segment)")
     qc: dict[str, Any] | None = Field(None, description="QC numbers of the piece, measured while its frames "
-                                                         "were in memory (tasks.qc.measure_piece)")
+                                                         "were in memory (models.qc.measure_piece)")
     qc_key: str | None = Field(None, description="key of the piece's QC pictures (.npz)")
     timing_s: dict[str, float] = Field(default_factory=dict,
                                        description="wall seconds of the restore: read, chain, segment, "

@@ -26,11 +26,11 @@ from prefect.cache_policies import NO_CACHE
 from catalog import layout
 from catalog.layout import MASTER_FILES, QC_JSON, REPORT_HTML, published_qc_paths
 from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
+from catalog.qc_report import render_report_html
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.media import MediaError, encode_master, iter_frames, join_master
 from tasks.common import current_store, retry_transient, sha256_file, short_hash
-from tasks.qc import render_report_html
 
 
 def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],

@@ -21,10 +21,10 @@ from infra.media import FFV1Writer, encode_master, iter_frames, master_part_code
 from infra.mezzanine import MezzanineReader
 from models.chain import run_chain
 from models.clip import Clip, ColorInfo
+from models.qc import measure_piece, pictures_bytes
 from models.stage import Stage
 from tasks.colour import shot_grade_lut
 from tasks.common import current_store, release_memory, retry_transient, short_hash
-from tasks.qc import measure_piece, pictures_bytes
 
 
 def bound_stages(recipe: Recipe, bound: list[dict[str, Any]] | None) -> list[Stage]:

@@ -18,15 +18,14 @@ MAX_TASK_FUNCTION_LINES = 30
 # What #21 has not moved yet. Each list may only shrink: an entry that is no longer true fails the test too.
 KNOWN_TASK_IMPORTS = {
     "tasks/colour.py: tasks.common", "tasks/ingest.py: tasks.common", "tasks/ingest.py: tasks.shots",
-    "tasks/publish.py: tasks.common", "tasks/publish.py: tasks.qc", "tasks/qc.py: tasks.common",
-    "tasks/restore.py: tasks.colour", "tasks/restore.py: tasks.common", "tasks/restore.py: tasks.qc",
+    "tasks/publish.py: tasks.common", "tasks/qc.py: tasks.common",
+    "tasks/restore.py: tasks.colour", "tasks/restore.py: tasks.common",
     "tasks/review.py: tasks.common", "tasks/shots.py: tasks.common",
 }
 KNOWN_LONG_TASK_FUNCTIONS = {
     "tasks/ingest.py:_cut_by_copy", "tasks/ingest.py:_cut_by_encode", "tasks/ingest.py:_ingest",
     "tasks/publish.py:_masters", "tasks/publish.py:_write_outputs", "tasks/publish.py:publish",
-    "tasks/qc.py:finish_shot", "tasks/qc.py:measure_piece", "tasks/qc.py:qc_report",
-    "tasks/qc.py:render_report_html", "tasks/restore.py:restore_piece",
+    "tasks/restore.py:restore_piece",
 }
 # how every storage key starts or what it holds: only catalog/layout.py spells these
 KEY_STARTS = ("work/", "published/", "originals/", "grades/learned", "catalogue/checksums")

@@ -149,8 +149,8 @@ def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(ti
 
     from catalog.recipe import BUILTIN_RECIPES
     from catalog.records import IngestRecord, SegmentRecord
+    from models.qc import QC_VERSION
     from tasks.publish import _masters
-    from tasks.qc import QC_VERSION
 
     first = run_restore(str(tiny_film["path"]), "tiny-parts", "identity")
     store = current_store()
