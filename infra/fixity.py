@@ -27,7 +27,6 @@ Pure: reads only, writes nothing, prints nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -37,6 +36,7 @@ from typing import Any
 
 from catalog import layout
 from catalog.ids import validate_title_id
+from infra.hashing import sha256_bytes, sha256_file
 from infra.storage import (
     IntegrityError,
     LocalStore,
@@ -191,7 +191,7 @@ def _verify_store_version(store: Store, prefix: str, version: str, title: str) -
     if data is None:
         problems.append(Problem("MISSING", mkey, "no manifest: nothing in this version can be trusted"))
     else:
-        actual = hashlib.sha256(data).hexdigest()
+        actual = sha256_bytes(data)
         try:
             recorded: str | None = store.sha256(mkey)
         except (ObjectNotFound, IntegrityError):  # written behind the store's back: nothing recorded
@@ -283,12 +283,7 @@ def _local_dir(store: Store, prefix: str) -> bool:
 
 
 def _hash_path(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    return sha256_file(path, _CHUNK)
 
 
 def verify_dir(path: str | os.PathLike[str]) -> FixityReport:

@@ -39,6 +39,7 @@ from minio.error import InvalidResponseError, MinioException, S3Error, ServerErr
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from catalog import layout
+from infra.hashing import sha256_bytes, sha256_file
 
 __all__ = [
     "IntegrityError",
@@ -240,15 +241,7 @@ def _read_chunks(f: BinaryIO) -> Iterator[bytes]:
     return iter(lambda: f.read(_CHUNK_BYTES), b"")
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
-    """sha256 hex and size of a local file (FileNotFoundError if missing)."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for chunk in _read_chunks(f):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+_hash_file = sha256_file  # sha256 hex and size of a local file (FileNotFoundError if missing)
 
 
 _TRANSIENT_ERRNOS = frozenset(
@@ -451,7 +444,7 @@ class LocalStore:
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         key = validate_key(key)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
 
         def write(out: BinaryIO) -> tuple[str, int]:
             out.write(data)
@@ -468,7 +461,7 @@ class LocalStore:
         """
         key = validate_key(key)
         path = self._path(key)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
         with self._errors("put_if_absent", key):
             fd, tmp = self._mkstemp(path)
             try:
@@ -506,7 +499,7 @@ class LocalStore:
             except FileNotFoundError:
                 raise ObjectNotFound(f"{key!r} not found in {self.url}") from None
         if verify:
-            _check(key, self.url, record.get("sha256"), hashlib.sha256(data).hexdigest())
+            _check(key, self.url, record.get("sha256"), sha256_bytes(data))
         return data
 
     def sha256(self, key: str) -> str:
@@ -817,7 +810,7 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         name = self._name(key)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
         with self._errors("put_bytes", key):
             self._client.put_object(
                 self.bucket,
@@ -844,7 +837,7 @@ class S3Store:
         headers = {
             "If-None-Match": "*",
             "Content-Type": content_type or DEFAULT_CONTENT_TYPE,
-            _META_SHA: hashlib.sha256(data).hexdigest(),
+            _META_SHA: sha256_bytes(data),
         }
         for attempt in range(_RETRIES + 1):
             with self._errors("put_if_absent", key):
@@ -889,7 +882,7 @@ class S3Store:
         def consume(chunks: Iterator[bytes], recorded: str | None) -> bytes:
             data = b"".join(chunks)
             if verify:
-                _check(key, self.url, recorded, hashlib.sha256(data).hexdigest())
+                _check(key, self.url, recorded, sha256_bytes(data))
             return data
 
         return self._download(key, "get_bytes", consume)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 from infra.settings import load_settings
@@ -30,21 +27,6 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     except Exception as e:
         return is_transient(e)
     return False
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
-
-def short_hash(obj: Any, length: int = 16) -> str:
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 def _store_url() -> str:

@@ -21,6 +21,7 @@ from catalog import layout
 from catalog.ids import validate_title_id
 from catalog.records import IngestRecord, work_prefix
 from infra.catalogue_io import SourceChecksums
+from infra.hashing import sha256_file
 from infra.media import (
     INTRA_CODECS,
     FFV1Writer,
@@ -38,7 +39,7 @@ from infra.settings import Settings, load_settings
 from infra.sources import resolve_source
 from infra.storage import Store
 from models.shots import StreamingScores
-from tasks.common import current_store, retry_transient, sha256_file
+from tasks.common import current_store, retry_transient
 from tasks.shots import store_shot_table
 
 

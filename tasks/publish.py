@@ -4,7 +4,6 @@ per version)."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import queue
@@ -29,8 +28,9 @@ from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
 from catalog.qc_report import render_report_html
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
+from infra.hashing import sha256_bytes, sha256_file, short_hash
 from infra.media import MediaError, encode_master, iter_frames, join_master
-from tasks.common import current_store, retry_transient, sha256_file, short_hash
+from tasks.common import current_store, retry_transient
 
 
 def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
@@ -267,7 +267,7 @@ def _put_output(store: Any, key: str, written: list[str], *, path: Path | None =
     under a reader). Different bytes are a leftover of a failed earlier attempt (no manifest lists it)
     and are replaced."""
     if store.exists(key):  # hashed first only then: a put records the sha256 of what it wrote
-        sha = sha256_file(path)[0] if path is not None else hashlib.sha256(data or b"").hexdigest()
+        sha = sha256_file(path)[0] if path is not None else sha256_bytes(data or b"")
         if store.sha256(key) == sha:
             return sha
     written.append(key)  # before the put: a failed put is cleaned up too

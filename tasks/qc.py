@@ -18,12 +18,13 @@ from catalog import layout
 from catalog.qc_report import markdown_summary, table_rows, title_report
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
+from infra.hashing import short_hash
 from infra.media import iter_frames
 from infra.mezzanine import MezzanineReader
 from infra.pictures import picture_url
 from infra.settings import load_settings
 from models.qc import QC_VERSION, PieceQC, finish_shot, measure_piece, qc_verdict
-from tasks.common import current_store, retry_transient, short_hash
+from tasks.common import current_store, retry_transient
 
 
 def qc_prefix(record: IngestRecord, recipe: Recipe) -> str:

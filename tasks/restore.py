@@ -17,6 +17,7 @@ from catalog.layout import master_part_key
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from catalog.shots import Piece
+from infra.hashing import short_hash
 from infra.media import FFV1Writer, encode_master, iter_frames, master_part_codec
 from infra.mezzanine import MezzanineReader
 from models.chain import run_chain
@@ -24,7 +25,7 @@ from models.clip import Clip, ColorInfo
 from models.qc import measure_piece, pictures_bytes
 from models.stage import Stage
 from tasks.colour import shot_grade_lut
-from tasks.common import current_store, release_memory, retry_transient, short_hash
+from tasks.common import current_store, release_memory, retry_transient
 
 
 def bound_stages(recipe: Recipe, bound: list[dict[str, Any]] | None) -> list[Stage]:

@@ -20,7 +20,7 @@ KNOWN_TASK_IMPORTS = {
     "tasks/colour.py: tasks.common", "tasks/ingest.py: tasks.common", "tasks/ingest.py: tasks.shots",
     "tasks/publish.py: tasks.common", "tasks/qc.py: tasks.common",
     "tasks/restore.py: tasks.colour", "tasks/restore.py: tasks.common",
-    "tasks/review.py: tasks.common", "tasks/shots.py: tasks.common",
+    "tasks/shots.py: tasks.common",
 }
 KNOWN_LONG_TASK_FUNCTIONS = {
     "tasks/ingest.py:_cut_by_copy", "tasks/ingest.py:_cut_by_encode", "tasks/ingest.py:_ingest",
