@@ -72,10 +72,10 @@ def main() -> None:
     from infra.cluster import make_task_runner
     from infra.media import write_film
     from infra.prefect_api import shared_prefect_api
+    from infra.runtime import current_store
     from infra.settings import load_settings
     from models.metrics import cut_scores, psnr, resize_to, ssim_luma
     from models.synth import SynthConfig, render_film
-    from tasks.common import current_store
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -369,7 +369,7 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
     from flows.restore_title import run_restore
-    from tasks.common import current_store
+    from infra.runtime import current_store
 
     remote = isinstance(source, str) and "://" in source
     name = Path(source.split("?")[0].rstrip("/")).stem if remote else Path(source).stem
@@ -477,7 +477,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_dir(target)
     else:
         title = validate_title_id(target)
-        from tasks.common import current_store
+        from infra.runtime import current_store
 
         report = verify_store(current_store(), title, args.version)
     if args.json:

@@ -17,8 +17,8 @@ import cv2
 from catalog.layout import REPORT_HTML
 from catalog.recipe import DEFECTS, QCThresholds, Recipe
 from flows.cli import restore_to_dir
+from infra.runtime import current_store
 from models.qc import SHEET_MAX_WIDTH, qc_verdict
-from tasks.common import current_store
 
 TITLE = "tiny-qc"
 METRICS = ("ssim_luma", "psnr_vs_source_db", "flicker_source", "flicker_restored", "warping_error_source",

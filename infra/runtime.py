@@ -1,4 +1,4 @@
-"""What every task needs: the store from settings, a scratch folder, and the retry rule."""
+"""What every task needs: the store from settings, the retry rule, the worker-store check and memory release."""
 
 from __future__ import annotations
 
