@@ -39,7 +39,7 @@ def check_worker_store(flow_store_url: str) -> None:
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    seen = task(_store_url, name="worker-store", cache_policy=NO_CACHE).submit().result()
+    seen = task(_store_url, name="worker-store", cache_policy=NO_CACHE).submit().result()  # type: ignore[call-overload]
     if seen != flow_store_url:
         raise ValueError(f"the Dask workers use the store {seen} but this flow uses {flow_store_url}: give them "
                          "the same REEL_STORE (and S3 settings)")

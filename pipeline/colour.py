@@ -65,7 +65,7 @@ def shot_bindings(recipe: Recipe, shots: pd.DataFrame, analyses: list[dict[int, 
     shot_ids = [int(s) for s in shots["shot"]]
     for i, stage in enumerate(stages):
         if stage.shot_analysis:
-            solved = stage.solve([a[i] for a in analyses])
+            solved = stage.solve([a[i] for a in analyses])  # type: ignore[attr-defined]  # shot-analysis stages have solve
             for shot, stats in zip(shot_ids, solved, strict=True):
                 bound[shot][i] = {"stats": stats}
         elif stage.name == "grade":

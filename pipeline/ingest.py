@@ -155,7 +155,7 @@ def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store
                 path.unlink()
                 copied += count
         finally:
-            parts.close()
+            parts.close()  # type: ignore[attr-defined]  # a generator
         return copied
 
     with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp:

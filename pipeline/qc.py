@@ -40,7 +40,7 @@ def _measure_shot(store: Any, record: IngestRecord, prefix: str, tag: str, shot:
                 parts.append((seg.qc, {k: z[k] for k in z.files}))
         else:
             parts.append(_measure_stored_piece(store, record, seg, start, end, grade_lut))
-    metrics, pictures = finish_shot(parts, shot=shot, start=start, end=end,
+    metrics, pictures = finish_shot(parts, shot=shot, start=start, end=end,  # type: ignore[arg-type]  # valid pieces carry qc
                                     reports=[rep for seg in segments for rep in seg.reports])
     for name, png in pictures.items():
         image_key = layout.qc_picture_key(prefix, shot, tag, name)
