@@ -19,7 +19,7 @@ database is created once) on synthetic films rendered here. Writes OUT/ops.json 
    timed inside it after imports): decode the source with PyAV (infra.media.iter_frames), detect
    cuts (flows.cli.detect_file_cuts), plan pieces as the flow does (catalog.shots.plan_pieces with
    REEL_PIECE_FRAMES and the recipe's context), run the recipe's stages on each piece with
-   models.chain.run_chain, measure QC per piece and join it per shot (tasks.qc.measure_piece and
+   models.chain.run_chain, measure QC per piece and join it per shot (models.qc.measure_piece and
    finish_shot: the flow's metrics and PNG
    pictures, from frames held in memory), and encode the recipe's masters (FFV1 16-bit + ProRes,
    audio copied) with infra.media.encode_master. No mezzanine, no store, no intermediate files but
@@ -278,7 +278,7 @@ def plain_loop(src: Path, work: Path) -> dict[str, float]:
     from infra.settings import load_settings
     from models.chain import run_chain
     from models.clip import Clip
-    from tasks.qc import finish_shot, measure_piece
+    from models.qc import finish_shot, measure_piece
 
     t0 = time.perf_counter()
     recipe = BUILTIN_RECIPES[RECIPE]

@@ -23,6 +23,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from catalog import layout
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oldfilm"
 
 
@@ -70,10 +72,10 @@ def main() -> None:
     from infra.cluster import make_task_runner
     from infra.media import write_film
     from infra.prefect_api import shared_prefect_api
+    from infra.runtime import current_store
     from infra.settings import load_settings
     from models.metrics import cut_scores, psnr, resize_to, ssim_luma
     from models.synth import SynthConfig, render_film
-    from tasks.common import current_store
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,8 +113,9 @@ def main() -> None:
             store = current_store()
             manifest = first["manifest"]
             master = tmp_path / "master.mkv"
-            store.get_file(f"published/bench-defects/{manifest['version']}/master.mkv", master)
-            store.get_file(f"published/bench-addressed/{second['manifest']['version']}/master.mkv", master2)
+            store.get_file(layout.published_key("bench-defects", manifest["version"], "master.mkv"), master)
+            store.get_file(layout.published_key("bench-addressed", second["manifest"]["version"], "master.mkv"),
+                           master2)
 
         restored = frames_of(master, 16)
         clean = film.clean.astype(np.float32) / 255

@@ -8,6 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.ids import validate_title_id
+from catalog.layout import work_prefix
+
+__all__ = ["IngestRecord", "SegmentRecord", "work_prefix"]
 
 
 class IngestRecord(BaseModel):
@@ -49,11 +52,6 @@ class IngestRecord(BaseModel):
         return work_prefix(self.title, self.source_sha256, self.video_stream if self.stream_chosen else None)
 
 
-def work_prefix(title: str, source_sha256: str, stream: int | None = None) -> str:
-    """Where a source's work lives; a named video stream other than the default gets its own folder."""
-    return f"work/{title}/{source_sha256}" + ("" if stream is None else f"-s{stream}")
-
-
 class SegmentRecord(BaseModel):
     """One restored piece of a shot, stored as a lossless 16-bit segment (FFV1, encoded as the archival
     master is: publishing copies its packets), with the same frames encoded for the other masters."""
@@ -71,7 +69,7 @@ class SegmentRecord(BaseModel):
                                          description="codec -> key of these frames encoded for that master "
                                                      "(every master but FFV1, whose part is the segment)")
     qc: dict[str, Any] | None = Field(None, description="QC numbers of the piece, measured while its frames "
-                                                         "were in memory (tasks.qc.measure_piece)")
+                                                         "were in memory (models.qc.measure_piece)")
     qc_key: str | None = Field(None, description="key of the piece's QC pictures (.npz)")
     timing_s: dict[str, float] = Field(default_factory=dict,
                                        description="wall seconds of the restore: read, chain, segment, "

@@ -32,6 +32,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
+from catalog import layout
 from catalog.status import (
     ACTIVE_RUN_STATES,
     FAILED_RUN_STATES,
@@ -164,17 +165,16 @@ def recipe_facts(recipe: str) -> dict[str, str]:
 def published_facts(store: Store, title_id: str) -> dict[str, Any]:
     """{"published": [PublishedVersion, ...]} from `published/<title>/<version>/manifest.json`, or
     {"published_error"} when a manifest cannot be read (an outage, StoreUnreachable, is raised)."""
-    keys = [k for k in store.list(f"published/{title_id}/") if k.count("/") == 3 and k.endswith("/manifest.json")]
+    keys = [k for k in store.list(layout.title_published_prefix(title_id)) if layout.is_manifest_key(k)]
     return _published_from(store, title_id, keys)
 
 
 def published_facts_all(store: Store, title_ids: list[str]) -> dict[str, dict[str, Any]]:
     """`published_facts` of many titles from one listing of `published/` (one request, not one per title)."""
     keys: dict[str, list[str]] = {tid: [] for tid in title_ids}
-    for k in store.list("published/"):
-        parts = k.split("/")
-        if len(parts) == 4 and parts[3] == "manifest.json" and parts[1] in keys:
-            keys[parts[1]].append(k)
+    for k in store.list(f"{layout.PUBLISHED}/"):
+        if layout.is_manifest_key(k) and (title := k.split("/")[1]) in keys:
+            keys[title].append(k)
     return {tid: _published_from(store, tid, found) for tid, found in keys.items()}
 
 
@@ -186,7 +186,7 @@ def _published_from(store: Store, title_id: str, keys: list[str]) -> dict[str, A
             raise
         return {"published_error": str(e)}
     except (ValueError, KeyError, TypeError) as e:
-        return {"published_error": f"a manifest under published/{title_id}/ is malformed ({type(e).__name__})"}
+        return {"published_error": f"a manifest under {layout.title_published_prefix(title_id)} is malformed ({type(e).__name__})"}
 
 
 def _published_version(manifest: dict[str, Any]) -> PublishedVersion:

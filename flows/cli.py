@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from catalog import layout
 from flows.catalogue_cli import add_catalogue_parser
 
 EXIT_ERROR = 1
@@ -368,7 +369,7 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
     from flows.restore_title import run_restore
-    from tasks.common import current_store
+    from infra.runtime import current_store
 
     remote = isinstance(source, str) and "://" in source
     name = Path(source.split("?")[0].rstrip("/")).stem if remote else Path(source).stem
@@ -381,13 +382,13 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
     summary = run_restore(source if remote else str(Path(source).resolve()), title, rec, **params)
     manifest = summary["manifest"]
     store = current_store()
-    prefix = f"published/{title}/{manifest['version']}"
+    prefix = layout.version_prefix(title, manifest["version"])
     out_dir.mkdir(parents=True, exist_ok=True)
     for o in manifest["outputs"]:
         dest = out_dir / o["path"]
         dest.parent.mkdir(parents=True, exist_ok=True)
         store.get_file(f"{prefix}/{o['path']}", dest)
-    store.get_file(f"{prefix}/manifest.json", out_dir / "manifest.json")
+    store.get_file(f"{prefix}/{layout.MANIFEST}", out_dir / layout.MANIFEST)
     images = [o["path"] for o in manifest["outputs"] if o["kind"] == "qc-image"]
     return {"title": title, "version": manifest["version"], "dir": out_dir,
             "master": out_dir / manifest["outputs"][0]["path"], "manifest": out_dir / "manifest.json",
@@ -476,7 +477,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_dir(target)
     else:
         title = validate_title_id(target)
-        from tasks.common import current_store
+        from infra.runtime import current_store
 
         report = verify_store(current_store(), title, args.version)
     if args.json:

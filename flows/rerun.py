@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from catalog import layout
 from catalog.ids import validate_title_id
 from catalog.recipe import Recipe
 from catalog.review import RerunPlan
@@ -28,7 +29,7 @@ def rerun_target(title: str, settings: Settings) -> tuple[str, str | Recipe, str
             if t.id == title:
                 return t.source, t.recipe, f"catalogue {settings.catalogue}"
     store = open_store(settings.store_config())
-    manifests = [k for k in store.list(f"published/{title}/") if k.endswith("/manifest.json")]
+    manifests = [k for k in store.list(layout.title_published_prefix(title)) if k.endswith(f"/{layout.MANIFEST}")]
     if not manifests:
         raise ValueError(f"{title}: not in the catalogue ({settings.catalogue}) and never published: "
                          "give --source and --recipe")

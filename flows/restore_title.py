@@ -26,13 +26,15 @@ from catalog.shots import plan_pieces
 from flows.recipes import resolve_recipe
 from infra.cluster import RunsCluster, cluster_starting, make_task_runner
 from infra.prefect_api import shared_prefect_api
+from infra.runtime import check_worker_store, current_store
 from infra.settings import Settings, load_settings
 from infra.sources import check_source
-from tasks.colour import analyse_shot, learn_grades, shot_bindings, shot_grade_lut
-from tasks.common import check_worker_store, current_store
+from pipeline.colour import shot_bindings, shot_grade_lut
+from pipeline.qc import piece_qc_valid
+from tasks.colour import analyse_shot, learn_grades
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
-from tasks.qc import piece_qc_valid, qc_report, qc_shot
+from tasks.qc import qc_report, qc_shot
 from tasks.restore import restore_piece
 from tasks.review import ask_for_review
 from tasks.shots import chunk_scores, load_shots, save_shots

@@ -12,7 +12,6 @@ resolved path and trusted while its size and mtime_ns are unchanged.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -21,13 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from catalog import layout
 from catalog.recipe import BUILTIN_RECIPES
 from catalog.titles import Title, parse_titles
+from infra.hashing import sha256_file, short_text_hash
 from infra.storage import StorageError, Store
 
 __all__ = ["CHECKSUMS_PREFIX", "SourceChecksums", "anchor_title", "read_catalogue", "read_table"]
 
-CHECKSUMS_PREFIX = "catalogue/checksums"
+CHECKSUMS_PREFIX = layout.CHECKSUMS_PREFIX
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")  # as infra.sources: anything with a scheme is a URL
@@ -140,7 +141,7 @@ class SourceChecksums:
     def sha256(self, path: Path) -> str:
         """sha256 (hex) of the file at `path` (resolved by the caller). OSError if it cannot be read."""
         ident = _identity(path)
-        key = f"{CHECKSUMS_PREFIX}/{hashlib.sha256(str(path).encode()).hexdigest()[:32]}.json"
+        key = layout.checksum_key(short_text_hash(str(path)))
         cached = self._cached(key)
         if cached is not None and {k: cached.get(k) for k in ident} == ident \
                 and _SHA256.fullmatch(str(cached.get("sha256", ""))):
@@ -153,7 +154,7 @@ class SourceChecksums:
         return sha
 
     def _remote_key(self, source: str) -> str:
-        return f"{CHECKSUMS_PREFIX}/remote-{hashlib.sha256(source.encode()).hexdigest()[:32]}.json"
+        return layout.checksum_key("remote-" + short_text_hash(source))
 
     def remember_remote(self, source: str, identity: dict | None, sha256: str) -> None:
         """Note that the remote `source`, while the server described it by `identity` (its ETag, size
@@ -192,8 +193,4 @@ def _identity(path: Path) -> dict[str, object]:
 
 
 def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path, _CHUNK)[0]

@@ -27,7 +27,6 @@ Pure: reads only, writes nothing, prints nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -35,7 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog import layout
 from catalog.ids import validate_title_id
+from infra.hashing import sha256_bytes, sha256_file
 from infra.storage import (
     IntegrityError,
     LocalStore,
@@ -48,7 +49,7 @@ from infra.storage import (
 __all__ = ["KINDS", "FixityReport", "Problem", "VersionReport", "verify_dir", "verify_store"]
 
 KINDS = ("MODIFIED", "SIZE", "MISSING", "UNLISTED", "UNREADABLE")
-MANIFEST = "manifest.json"
+MANIFEST = layout.MANIFEST
 _CHUNK = 1 << 20
 
 
@@ -190,7 +191,7 @@ def _verify_store_version(store: Store, prefix: str, version: str, title: str) -
     if data is None:
         problems.append(Problem("MISSING", mkey, "no manifest: nothing in this version can be trusted"))
     else:
-        actual = hashlib.sha256(data).hexdigest()
+        actual = sha256_bytes(data)
         try:
             recorded: str | None = store.sha256(mkey)
         except (ObjectNotFound, IntegrityError):  # written behind the store's back: nothing recorded
@@ -251,7 +252,7 @@ def verify_store(store: Store, title: str, version: str | None = None) -> Fixity
         validate_key(version)
         if "/" in version:
             raise ValueError(f"invalid version {version!r}: one path part, like 'v-0123456789ab'")
-    base = f"published/{title}"
+    base = layout.title_published_prefix(title).rstrip("/")
     report = FixityReport(mode="store", target=title, location=store.url)
     if version is not None:
         versions = [version] if store.list(f"{base}/{version}/") or _local_dir(store, f"{base}/{version}") else []
@@ -282,12 +283,7 @@ def _local_dir(store: Store, prefix: str) -> bool:
 
 
 def _hash_path(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    return sha256_file(path, _CHUNK)
 
 
 def verify_dir(path: str | os.PathLike[str]) -> FixityReport:

@@ -8,19 +8,17 @@ masters, originals or anything outside the store; every key is validated like an
 
 from __future__ import annotations
 
-import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from catalog import layout
 from infra.storage import ObjectNotFound, validate_key
 
 PREFIX = "/pictures/"
-# QC outputs only: the per-run QC folder in work/, and the qc/ folder and report of a published version
-SERVED = re.compile(r"(work/[a-z0-9-]+/[0-9a-f]{64}/[0-9a-f]{16}/qc-v\d+/[A-Za-z0-9._-]+\.(png|json)"
-                    r"|published/[a-z0-9-]+/v-[0-9a-f]+/(qc/[A-Za-z0-9._/-]+\.(png|html)|qc\.json))")
+SERVED = layout.QC_SERVED  # QC outputs only
 TYPES = {"png": "image/png", "json": "application/json", "html": "text/html; charset=utf-8"}
 
 

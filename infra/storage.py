@@ -38,6 +38,9 @@ from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from catalog import layout
+from infra.hashing import sha256_bytes, sha256_file
+
 __all__ = [
     "IntegrityError",
     "LocalStore",
@@ -60,10 +63,10 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 LINK_EXPIRY = timedelta(hours=1)
 _CHUNK_BYTES = 1 << 20
 _KEY_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # ASCII only: look-alikes such as U+2215 fail
-_META_DIR = ".meta"  # starts with '.', so it can never collide with a key
+_META_DIR = layout.META_DIR  # starts with '.', so it can never collide with a key
 # Temp files of writes under way live here, never beside the objects (a write killed mid-way must not leave
 # a file inside a published version); the folders mirror the key's, so a title's temps can be found.
-_STAGING_DIR = ".staging"
+_STAGING_DIR = layout.STAGING_DIR
 TEMP_PREFIX = ".tmp-"
 _HOST_TAG = hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8] if hasattr(os, "uname") else "host"
 _TEMP_NAME = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")  # .tmp-<host tag>-<pid>-<random>
@@ -238,15 +241,7 @@ def _read_chunks(f: BinaryIO) -> Iterator[bytes]:
     return iter(lambda: f.read(_CHUNK_BYTES), b"")
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
-    """sha256 hex and size of a local file (FileNotFoundError if missing)."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for chunk in _read_chunks(f):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+_hash_file = sha256_file  # sha256 hex and size of a local file (FileNotFoundError if missing)
 
 
 _TRANSIENT_ERRNOS = frozenset(
@@ -449,7 +444,7 @@ class LocalStore:
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         key = validate_key(key)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
 
         def write(out: BinaryIO) -> tuple[str, int]:
             out.write(data)
@@ -466,7 +461,7 @@ class LocalStore:
         """
         key = validate_key(key)
         path = self._path(key)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
         with self._errors("put_if_absent", key):
             fd, tmp = self._mkstemp(path)
             try:
@@ -504,7 +499,7 @@ class LocalStore:
             except FileNotFoundError:
                 raise ObjectNotFound(f"{key!r} not found in {self.url}") from None
         if verify:
-            _check(key, self.url, record.get("sha256"), hashlib.sha256(data).hexdigest())
+            _check(key, self.url, record.get("sha256"), sha256_bytes(data))
         return data
 
     def sha256(self, key: str) -> str:
@@ -815,7 +810,7 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         name = self._name(key)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
         with self._errors("put_bytes", key):
             self._client.put_object(
                 self.bucket,
@@ -842,7 +837,7 @@ class S3Store:
         headers = {
             "If-None-Match": "*",
             "Content-Type": content_type or DEFAULT_CONTENT_TYPE,
-            _META_SHA: hashlib.sha256(data).hexdigest(),
+            _META_SHA: sha256_bytes(data),
         }
         for attempt in range(_RETRIES + 1):
             with self._errors("put_if_absent", key):
@@ -887,7 +882,7 @@ class S3Store:
         def consume(chunks: Iterator[bytes], recorded: str | None) -> bytes:
             data = b"".join(chunks)
             if verify:
-                _check(key, self.url, recorded, hashlib.sha256(data).hexdigest())
+                _check(key, self.url, recorded, sha256_bytes(data))
             return data
 
         return self._download(key, "get_bytes", consume)

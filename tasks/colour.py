@@ -1,18 +1,13 @@
-"""Colour tasks: per-shot statistics for shot-analysis stages, and grades learned from reference pairs."""
+"""Prefect tasks of this step; the work is pipeline/colour.py."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import re
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -20,30 +15,13 @@ from catalog.recipe import Recipe
 from catalog.records import IngestRecord
 from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
+from infra.runtime import current_store, retry_transient
 from infra.settings import load_settings
 from infra.sources import check_reference_path
 from models.clip import Clip, ColorInfo
-from models.grade import learn_grade, read_cube, write_cube
+from models.grade import read_cube, write_cube
 from models.stage import bound_digest
-from tasks.common import current_store, retry_transient
-
-SAMPLES_PER_SHOT = 12
-ANALYSIS_MAX_SIDE = 640
-
-
-def _read_frames(reader: MezzanineReader, idx: list[int]) -> np.ndarray:
-    """Frames `idx` (sorted), consecutive runs read at once, shrunk to at most ANALYSIS_MAX_SIDE."""
-    frames: list[np.ndarray] = []
-    i = 0
-    while i < len(idx):
-        j = i
-        while j + 1 < len(idx) and idx[j + 1] == idx[j] + 1:
-            j += 1
-        frames.extend(reader.read(idx[i], idx[j] + 1))
-        i = j + 1
-    h, w = frames[0].shape[:2]
-    step = max(1, int(np.ceil(max(h, w) / ANALYSIS_MAX_SIDE)))
-    return np.stack([f[::step, ::step] for f in frames])
+from pipeline.colour import SAMPLES_PER_SHOT, _learned, _read_frames
 
 
 @task(name="analyse-shot", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
@@ -93,52 +71,3 @@ def learn_grades(recipe: Recipe) -> list[dict[str, Any]]:
         out.append({"label": label, "shots": None, "lut": lut, "digest": bound_digest({"lut": lut}),
                     "report": {"cube": path.name}, "cube": text})
     return out
-
-
-GRADE_LEARNER = "1"  # bump when learn_grade's output changes: cached grades are then relearned
-
-
-def _learned(store: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int) -> tuple[np.ndarray, dict]:
-    """learn_grade on the pairs, cached in the store by the pairs' pixels: a rerun does not relearn."""
-    h = hashlib.sha256(f"{GRADE_LEARNER}|{size}".encode())
-    for name, o, g in pairs:
-        h.update(name.encode() + b"\0" + o.tobytes() + g.tobytes())
-    key = f"grades/learned/{h.hexdigest()[:24]}"
-    if store.exists(f"{key}.json"):
-        report = json.loads(store.get_bytes(f"{key}.json"))
-        return np.load(io.BytesIO(store.get_bytes(f"{key}.npy"))), report
-    lut, report = learn_grade([(o, g) for _, o, g in pairs], size=size)
-    report["frames"] = [name for name, _, _ in pairs]
-    buf = io.BytesIO()
-    np.save(buf, lut)
-    store.put_bytes(f"{key}.npy", buf.getvalue())
-    store.put_bytes(f"{key}.json", json.dumps(report).encode(), content_type="application/json")  # written last
-    return lut, report
-
-
-def shot_bindings(recipe: Recipe, shots: pd.DataFrame, analyses: list[dict[int, dict]],
-                  grades: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    """{shot: per-stage data to bind}: solved shot-analysis statistics and the shot's grade LUT."""
-    stages = recipe.build()
-    bound: dict[int, list[dict[str, Any]]] = {int(s): [{} for _ in stages] for s in shots["shot"]}
-    shot_ids = [int(s) for s in shots["shot"]]
-    for i, stage in enumerate(stages):
-        if stage.shot_analysis:
-            solved = stage.solve([a[i] for a in analyses])
-            for shot, stats in zip(shot_ids, solved, strict=True):
-                bound[shot][i] = {"stats": stats}
-        elif stage.name == "grade":
-            by_label = {g["label"]: g for g in grades}
-            for shot in shot_ids:
-                label = recipe.grade.label_for_shot(shot) if recipe.grade else (grades[0]["label"] if grades else None)
-                bound[shot][i] = ({"lut": by_label[label]["lut"], "label": label} if label is not None
-                                  else {"lut": None, "label": "ungraded"})
-    return bound
-
-
-def shot_grade_lut(recipe: Recipe, bound: list[dict[str, Any]] | None) -> np.ndarray | None:
-    """The grade LUT bound to a shot (None: the recipe has no grade, or the shot is ungraded)."""
-    names = [spec.name for spec in recipe.stages]
-    if not bound or "grade" not in names:
-        return None
-    return bound[names.index("grade")].get("lut")

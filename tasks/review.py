@@ -18,7 +18,7 @@ from pydantic import Field
 
 from catalog.recipe import Recipe, error_summary
 from catalog.review import ReviewDecision
-from tasks.common import short_hash
+from infra.hashing import short_hash
 
 
 class ReviewForm(RunInput):

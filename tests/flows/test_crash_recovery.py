@@ -128,7 +128,7 @@ def run_in_thread(fn, *args) -> tuple[threading.Thread, dict]:
 def cluster(tmp_path_factory):
     """A LocalCluster of 2 worker processes (as the CLI starts) on one store, for the in-process runs.
 
-    Workers read the store from their own environment (tasks.common.current_store), not from the
+    Workers read the store from their own environment (infra.runtime.current_store), not from the
     flow, so the store is fixed when the cluster starts (nanny restarts keep it); the in-process runs
     share it and keep apart by title.
     """
@@ -265,10 +265,10 @@ def test_two_concurrent_runs_publish_one_manifest(tiny_film, reference, cluster_
     from flows.restore_title import run_restore
 
     title, root = "crash-race", cluster_env["root"]
-    import tasks.publish
+    import pipeline.publish
 
     real_put_file, real_put_if_absent = LocalStore.put_file, LocalStore.put_if_absent
-    real_write_outputs = tasks.publish._write_outputs
+    real_write_outputs = pipeline.publish._write_outputs
     barrier = threading.Barrier(2, timeout=180)
     master_writers: list[int] = []  # one entry per put of master.mkv (from publish's own threads)
     output_writers: list[int] = []  # flow threads, in the order they finished writing their outputs
@@ -299,7 +299,7 @@ def test_two_concurrent_runs_publish_one_manifest(tiny_film, reference, cluster_
 
     monkeypatch.setattr(LocalStore, "put_file", put_file)  # publish runs in each flow's own thread
     monkeypatch.setattr(LocalStore, "put_if_absent", put_if_absent)
-    monkeypatch.setattr(tasks.publish, "_write_outputs", write_outputs)
+    monkeypatch.setattr(pipeline.publish, "_write_outputs", write_outputs)
     runs = [run_in_thread(run_restore, str(tiny_film["path"]), title, "defects") for _ in range(2)]
     for t, _ in runs:
         t.join(300)

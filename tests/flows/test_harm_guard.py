@@ -12,7 +12,7 @@ from catalog.harm import HarmLimits, harm_findings, offending_stages
 from catalog.recipe import Recipe
 from flows.restore_title import run_restore
 from infra.media import write_film
-from tasks.qc import qc_verdict
+from models.qc import qc_verdict
 from tests.models.test_weave_decision import handheld
 
 

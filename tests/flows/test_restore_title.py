@@ -11,8 +11,8 @@ import pytest
 
 from flows.restore_title import run_restore
 from infra.media import audio_packet_digests, iter_frames, probe
+from infra.runtime import current_store
 from models.metrics import psnr, resize_to
-from tasks.common import current_store
 
 
 def _check_published(summary: dict, film: dict, tmp_path) -> np.ndarray:
@@ -149,8 +149,8 @@ def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(ti
 
     from catalog.recipe import BUILTIN_RECIPES
     from catalog.records import IngestRecord, SegmentRecord
-    from tasks.publish import _masters
-    from tasks.qc import QC_VERSION
+    from models.qc import QC_VERSION
+    from pipeline.publish import _masters
 
     first = run_restore(str(tiny_film["path"]), "tiny-parts", "identity")
     store = current_store()
@@ -205,8 +205,9 @@ def test_the_ingest_detects_the_shots_from_its_own_decode(tiny_film, local_store
     import pandas as pd
 
     from catalog.records import IngestRecord
+    from pipeline.shots import shots_key, store_shot_table
     from tasks.ingest import ingest
-    from tasks.shots import chunk_scores, shots_key, store_shot_table
+    from tasks.shots import chunk_scores
 
     record: IngestRecord = ingest.fn(str(tiny_film["path"]), "tiny-shots")
     store = current_store()

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import cv2
 
+from catalog.layout import REPORT_HTML
 from catalog.recipe import DEFECTS, QCThresholds, Recipe
 from flows.cli import restore_to_dir
-from tasks.common import current_store
-from tasks.qc import REPORT_HTML, SHEET_MAX_WIDTH, qc_verdict
+from infra.runtime import current_store
+from models.qc import SHEET_MAX_WIDTH, qc_verdict
 
 TITLE = "tiny-qc"
 METRICS = ("ssim_luma", "psnr_vs_source_db", "flicker_source", "flicker_restored", "warping_error_source",

@@ -229,12 +229,12 @@ def test_unparseable_or_missing_manifest(published, store_copy, dir_copy, capsys
 
 
 def test_bad_titles_fail_before_any_io(monkeypatch, capsys):
-    import tasks.common
+    import infra.runtime
 
     def tripwire():
         raise AssertionError("store opened before the title was validated")
 
-    monkeypatch.setattr(tasks.common, "current_store", tripwire)
+    monkeypatch.setattr(infra.runtime, "current_store", tripwire)
     for bad in ("Bad Title", "UPPER", "a" * 65, "tiny\x00"):
         code, lines, err = _run(["verify", bad], capsys)
         assert code == 1 and err.startswith("reel: error: invalid title id") and err.count("\n") == 1, err

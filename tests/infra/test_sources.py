@@ -401,7 +401,7 @@ def test_s3_source_is_read_from_the_configured_endpoint(s3_endpoint):
 
 def test_ingest_takes_an_s3_source(s3_endpoint, tmp_path, monkeypatch):
     from infra.media import write_film
-    from tasks.common import current_store
+    from infra.runtime import current_store
     from tasks.ingest import ingest
 
     endpoint, client = s3_endpoint

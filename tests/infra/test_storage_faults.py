@@ -2,7 +2,7 @@
 
 Every failure must be one clear line naming the endpoint/bucket/key and holding no
 credential, and must be classified: transient (unreachable, timeouts, 5xx, SlowDown)
-is retried by tasks.common.retry_transient; permanent (refused credentials, missing
+is retried by infra.runtime.retry_transient; permanent (refused credentials, missing
 bucket, corrupt object, missing key, bad input) never is.
 
 moto does check credentials in server mode once told to (POST /moto-api/reset-auth
@@ -30,6 +30,7 @@ from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 
 import infra.storage as storage
+from infra.runtime import retry_transient
 from infra.storage import (
     IntegrityError,
     LocalStore,
@@ -41,7 +42,6 @@ from infra.storage import (
     StoreUnreachable,
     is_transient,
 )
-from tasks.common import retry_transient
 from tests.s3server import moto_on_loopback
 
 BUCKET = "reel-faults"

@@ -1,4 +1,4 @@
-"""Publish decodes the segments once and feeds every master encoder (tasks.publish.FanOut)."""
+"""Publish decodes the segments once and feeds every master encoder (pipeline.publish.FanOut)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tasks.publish import FanOut
+from pipeline.publish import FanOut
 
 
 def _read_all(fan: FanOut, n: int) -> list:

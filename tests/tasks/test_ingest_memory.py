@@ -22,8 +22,8 @@ PROBE = """
 import json, sys
 from pathlib import Path
 from infra.settings import load_settings
-from tasks.ingest import _ingest
-record = _ingest(Path(sys.argv[1]), "film.mkv", "mem", load_settings())
+from pipeline.ingest import ingest_file
+record = ingest_file(Path(sys.argv[1]), "film.mkv", "mem", load_settings())
 # VmHWM, not ru_maxrss: Linux carries the parent's peak over into a child's ru_maxrss across exec
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"chunks": len(record.chunks), "mezzanine": record.mezzanine, "peak_mib": int(hwm.split()[1]) / 1024}))

@@ -15,10 +15,10 @@ import pytest
 
 from infra.media import encode_master, iter_frames, write_film
 from infra.mezzanine import MezzanineReader
+from infra.runtime import current_store
 from infra.settings import load_settings
-from tasks.common import current_store
-from tasks.ingest import _ingest
-from tasks.shots import shots_key
+from pipeline.ingest import ingest_file
+from pipeline.shots import shots_key
 
 FPS = Fraction(24)
 
@@ -40,7 +40,7 @@ def frames(n: int = 12) -> list[np.ndarray]:
 
 
 def ingest_and_read(path: Path, title: str, tmp_path: Path):
-    record = _ingest(path, path.name, title, load_settings())
+    record = ingest_file(path, path.name, title, load_settings())
     reader = MezzanineReader(current_store(), record, tmp_path / f"cache-{title}")
     got = reader.read(0, record.frames)
     table = pd.read_parquet(io.BytesIO(current_store().get_bytes(shots_key(record))))
@@ -88,7 +88,7 @@ def test_a_long_gop_ffv1_source_falls_back_to_encoding(tmp_path, store_env):
 
 def test_a_copy_that_does_not_match_the_decoded_frames_is_not_used(tmp_path, store_env, monkeypatch):
     """The safety net for packets the decoder skips (edit lists, damage): the count must agree."""
-    import tasks.ingest as ingest_module
+    import pipeline.ingest as ingest_module
 
     real = ingest_module.copy_intra_chunks
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from infra.storage import LocalStore
-from tasks.publish import _published_by_other
+from pipeline.publish import _published_by_other
 
 
 def test_the_loser_waits_for_the_winners_manifest_to_be_complete(tmp_path):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from models.duplicates import DuplicateDetector, find_duplicates
+from models.qc import WARP_PAIRS, _sampling, finish_shot, measure_piece
 from models.synth import SynthConfig, render_film
-from tasks.qc import WARP_PAIRS, _sampling, finish_shot, measure_piece
 
 
 @pytest.fixture(scope="module")

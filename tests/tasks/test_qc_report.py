@@ -12,19 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
+from catalog.qc_report import esc, render_report_html
 from catalog.recipe import BUILTIN_RECIPES, QCThresholds, parse_recipe
 from models.clip import Clip
 from models.metrics import noise_sigma
+from models.qc import SHEET_MAX_WIDTH, contact_sheet, qc_verdict, sheet_tile_size, worst_first
 from models.registry import make_stage
-from tasks.qc import (
-    SHEET_MAX_WIDTH,
-    contact_sheet,
-    esc,
-    qc_verdict,
-    render_report_html,
-    sheet_tile_size,
-    worst_first,
-)
 
 
 def _grey_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float, base: np.ndarray | float = 0.5
@@ -180,7 +173,7 @@ def test_report_html_escapes_every_string_from_the_document():
 
 def test_colour_threshold_uses_the_grade_when_the_shot_has_one():
     from catalog.recipe import QCThresholds
-    from tasks.qc import qc_verdict
+    from models.qc import qc_verdict
 
     limits = QCThresholds(min_ssim=0.0, max_colour_shift_de00=2.0)
     graded = {"ssim_luma": 0.9, "colour_change_de00": 9.0, "colour_vs_grade_de00": 0.4}

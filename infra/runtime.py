@@ -1,11 +1,8 @@
-"""What every task needs: the store from settings, a scratch folder, and the retry rule."""
+"""What every task needs: the store from settings, the retry rule, the worker-store check and memory release."""
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 from infra.settings import load_settings
@@ -32,21 +29,6 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def sha256_file(path: Path, block: int = 1 << 20) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
-
-def short_hash(obj: Any, length: int = 16) -> str:
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
-
-
 def _store_url() -> str:
     return current_store().url
 
@@ -57,7 +39,7 @@ def check_worker_store(flow_store_url: str) -> None:
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    seen = task(_store_url, name="worker-store", cache_policy=NO_CACHE).submit().result()
+    seen = task(_store_url, name="worker-store", cache_policy=NO_CACHE).submit().result()  # type: ignore[call-overload]
     if seen != flow_store_url:
         raise ValueError(f"the Dask workers use the store {seen} but this flow uses {flow_store_url}: give them "
                          "the same REEL_STORE (and S3 settings)")
