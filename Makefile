@@ -30,7 +30,7 @@ test-ui: setup
 	$(PY) -m pytest -q -m ui
 
 lint: setup
-	$(VENV)/bin/ruff check models catalog infra pipeline tasks flows tests benchmarks
+	$(VENV)/bin/ruff check models catalog infra tasks flows tests benchmarks
 
 # mypy over the product code (settings and the modules not yet clean: [tool.mypy] in pyproject.toml)
 typecheck: setup

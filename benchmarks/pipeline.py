@@ -167,7 +167,7 @@ def main() -> None:
         results["cuts"] = {k: {m: round(v, 3) for m, v in s.items()} for k, s in cuts.items()}
         results["cuts_mean_f1"] = round(float(np.mean([s["f1"] for s in cuts.values()])), 3)
 
-    (out_dir / "pipeline.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "infra.pipeline.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 

@@ -46,14 +46,14 @@ def harm_findings(metrics: dict[str, Any], reports: list[dict[str, Any]], width:
     ssim = metrics.get("ssim_luma")
     if ssim is not None and ssim < limits.min_ssim:
         by = _stage_means(reports, "ssim")
-        stage = min(by, key=by.get) if by else None
+        stage = min(by, key=lambda k: by[k]) if by else None
         out.append({"check": "structure", "value": ssim, "limit": limits.min_ssim, "stage": stage,
                     "reason": f"luma SSIM vs the source {ssim:.3f} < {limits.min_ssim}"
                               + (f"; {stage} changed the picture most (SSIM {by[stage]:.3f})" if stage else "")})
     s_src, s_res = metrics.get("sharpness_source"), metrics.get("sharpness_restored")
     if s_src and s_res is not None and s_res / s_src < limits.min_sharpness:
         by = _stage_means(reports, "sharpness")
-        stage = min(by, key=by.get) if by else None
+        stage = min(by, key=lambda k: by[k]) if by else None
         out.append({"check": "sharpness", "value": round(s_res / s_src, 4), "limit": limits.min_sharpness,
                     "stage": stage, "reason": f"sharpness kept {s_res / s_src:.2f} < {limits.min_sharpness}"
                     + (f"; {stage} softened it most ({by[stage]:.2f})" if stage else "")})

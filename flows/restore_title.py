@@ -25,12 +25,12 @@ from catalog.review import RerunPlan, merge_overrides, overrides_doc
 from catalog.shots import plan_pieces
 from flows.recipes import resolve_recipe
 from infra.cluster import RunsCluster, cluster_starting, make_task_runner
+from infra.pipeline.colour import shot_bindings, shot_grade_lut
+from infra.pipeline.qc import piece_qc_valid
 from infra.prefect_api import shared_prefect_api
 from infra.runtime import check_worker_store, current_store
 from infra.settings import Settings, load_settings
 from infra.sources import check_source
-from pipeline.colour import shot_bindings, shot_grade_lut
-from pipeline.qc import piece_qc_valid
 from tasks.colour import analyse_shot, learn_grades
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish

@@ -15,13 +15,13 @@ from catalog.recipe import Recipe
 from catalog.records import IngestRecord
 from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
+from infra.pipeline.colour import SAMPLES_PER_SHOT, _learned, _read_frames
 from infra.runtime import current_store, retry_transient
 from infra.settings import load_settings
 from infra.sources import check_reference_path
 from models.clip import Clip, ColorInfo
 from models.grade import read_cube, write_cube
 from models.stage import bound_digest
-from pipeline.colour import SAMPLES_PER_SHOT, _learned, _read_frames
 
 
 @task(name="analyse-shot", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,

@@ -8,10 +8,10 @@ from prefect.cache_policies import NO_CACHE
 from catalog.ids import validate_title_id
 from catalog.records import IngestRecord
 from infra.catalogue_io import SourceChecksums
+from infra.pipeline.ingest import ingest_file
 from infra.runtime import current_store, retry_transient
 from infra.settings import load_settings
 from infra.sources import resolve_source
-from pipeline.ingest import ingest_file
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,

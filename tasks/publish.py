@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
+from infra.pipeline.publish import manifest_key, publish_title, publish_version
 from infra.runtime import current_store, retry_transient
-from pipeline.publish import manifest_key, publish_title, publish_version
 
 
 @task(name="find-published", cache_policy=NO_CACHE)

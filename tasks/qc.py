@@ -16,10 +16,10 @@ from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.hashing import short_hash
 from infra.pictures import picture_url
+from infra.pipeline.qc import _measure_shot, qc_prefix
 from infra.runtime import current_store, retry_transient
 from infra.settings import load_settings
 from models.qc import qc_verdict
-from pipeline.qc import _measure_shot, qc_prefix
 
 
 @task(name="qc-shot", retries=2, retry_condition_fn=retry_transient, cache_policy=NO_CACHE,

@@ -10,8 +10,8 @@ from prefect.cache_policies import NO_CACHE
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from catalog.shots import Piece
+from infra.pipeline.restore import restore_piece_to
 from infra.runtime import current_store, retry_transient
-from pipeline.restore import restore_piece_to
 
 
 @task(name="restore-piece", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,

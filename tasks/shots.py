@@ -12,9 +12,9 @@ from prefect.cache_policies import NO_CACHE
 
 from catalog.records import IngestRecord
 from infra.mezzanine import MezzanineReader
+from infra.pipeline.shots import shots_key, store_shot_table
 from infra.runtime import current_store, retry_transient
 from models.shots import HEAL, frame_features, score_rows
-from pipeline.shots import shots_key, store_shot_table
 
 
 @task(name="load-shots", cache_policy=NO_CACHE)

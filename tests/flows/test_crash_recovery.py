@@ -265,10 +265,10 @@ def test_two_concurrent_runs_publish_one_manifest(tiny_film, reference, cluster_
     from flows.restore_title import run_restore
 
     title, root = "crash-race", cluster_env["root"]
-    import pipeline.publish
+    import infra.pipeline.publish
 
     real_put_file, real_put_if_absent = LocalStore.put_file, LocalStore.put_if_absent
-    real_write_outputs = pipeline.publish._write_outputs
+    real_write_outputs = infra.pipeline.publish._write_outputs
     barrier = threading.Barrier(2, timeout=180)
     master_writers: list[int] = []  # one entry per put of master.mkv (from publish's own threads)
     output_writers: list[int] = []  # flow threads, in the order they finished writing their outputs
@@ -299,7 +299,7 @@ def test_two_concurrent_runs_publish_one_manifest(tiny_film, reference, cluster_
 
     monkeypatch.setattr(LocalStore, "put_file", put_file)  # publish runs in each flow's own thread
     monkeypatch.setattr(LocalStore, "put_if_absent", put_if_absent)
-    monkeypatch.setattr(pipeline.publish, "_write_outputs", write_outputs)
+    monkeypatch.setattr(infra.pipeline.publish, "_write_outputs", write_outputs)
     runs = [run_in_thread(run_restore, str(tiny_film["path"]), title, "defects") for _ in range(2)]
     for t, _ in runs:
         t.join(300)

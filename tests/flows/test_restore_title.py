@@ -149,8 +149,8 @@ def test_masters_are_joined_from_the_pieces_parts_and_older_pieces_get_theirs(ti
 
     from catalog.recipe import BUILTIN_RECIPES
     from catalog.records import IngestRecord, SegmentRecord
+    from infra.pipeline.publish import _masters
     from models.qc import QC_VERSION
-    from pipeline.publish import _masters
 
     first = run_restore(str(tiny_film["path"]), "tiny-parts", "identity")
     store = current_store()
@@ -205,7 +205,7 @@ def test_the_ingest_detects_the_shots_from_its_own_decode(tiny_film, local_store
     import pandas as pd
 
     from catalog.records import IngestRecord
-    from pipeline.shots import shots_key, store_shot_table
+    from infra.pipeline.shots import shots_key, store_shot_table
     from tasks.ingest import ingest
     from tasks.shots import chunk_scores
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pipeline.publish import FanOut
+from infra.pipeline.publish import FanOut
 
 
 def _read_all(fan: FanOut, n: int) -> list:

@@ -22,7 +22,7 @@ PROBE = """
 import json, sys
 from pathlib import Path
 from infra.settings import load_settings
-from pipeline.ingest import ingest_file
+from infra.pipeline.ingest import ingest_file
 record = ingest_file(Path(sys.argv[1]), "film.mkv", "mem", load_settings())
 # VmHWM, not ru_maxrss: Linux carries the parent's peak over into a child's ru_maxrss across exec
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))

@@ -15,10 +15,10 @@ import pytest
 
 from infra.media import encode_master, iter_frames, write_film
 from infra.mezzanine import MezzanineReader
+from infra.pipeline.ingest import ingest_file
+from infra.pipeline.shots import shots_key
 from infra.runtime import current_store
 from infra.settings import load_settings
-from pipeline.ingest import ingest_file
-from pipeline.shots import shots_key
 
 FPS = Fraction(24)
 
@@ -88,7 +88,7 @@ def test_a_long_gop_ffv1_source_falls_back_to_encoding(tmp_path, store_env):
 
 def test_a_copy_that_does_not_match_the_decoded_frames_is_not_used(tmp_path, store_env, monkeypatch):
     """The safety net for packets the decoder skips (edit lists, damage): the count must agree."""
-    import pipeline.ingest as ingest_module
+    import infra.pipeline.ingest as ingest_module
 
     real = ingest_module.copy_intra_chunks
 

@@ -8,8 +8,8 @@ import json
 import threading
 import time
 
+from infra.pipeline.publish import _published_by_other
 from infra.storage import LocalStore
-from pipeline.publish import _published_by_other
 
 
 def test_the_loser_waits_for_the_winners_manifest_to_be_complete(tmp_path):

@@ -17,12 +17,12 @@ from catalog.shots import Piece
 from infra.hashing import short_hash
 from infra.media import FFV1Writer, encode_master, iter_frames, master_part_codec
 from infra.mezzanine import MezzanineReader
+from infra.pipeline.colour import shot_grade_lut
 from infra.runtime import release_memory
 from models.chain import run_chain
 from models.clip import Clip, ColorInfo
 from models.qc import measure_piece, pictures_bytes
 from models.stage import Stage
-from pipeline.colour import shot_grade_lut
 
 
 def bound_stages(recipe: Recipe, bound: list[dict[str, Any]] | None) -> list[Stage]:

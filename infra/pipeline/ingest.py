@@ -30,11 +30,11 @@ from infra.media import (
     prefetched,
     probe,
 )
+from infra.pipeline.shots import store_shot_table
 from infra.runtime import current_store
 from infra.settings import Settings
 from infra.storage import Store
 from models.shots import StreamingScores
-from pipeline.shots import store_shot_table
 
 PREFETCH_FRAMES = 8  # decoded frames held ahead of the encoder (memory: 8 frames)
 
