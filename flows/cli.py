@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -620,6 +621,7 @@ def main(argv: list[str] | None = None, quiet_exit: bool = False) -> int:
     # Dask's per-worker INFO lines drown the flow's own progress; warnings still show.
     os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    levels = _logger_levels()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -634,9 +636,17 @@ def main(argv: list[str] | None = None, quiet_exit: bool = False) -> int:
         print(f"reel: error: {msg}", file=sys.stderr)
         _quiet_shutdown(args.debug, before=not quiet_exit)
         return EXIT_ERROR
+    finally:
+        if not quiet_exit:  # called in-process (tests, scripts): the caller's logging is left as it was
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
 
 
 SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio", "prefect", "httpx", "uvicorn", "concurrent")
+
+
+def _logger_levels() -> dict[str, int]:
+    return {name: logging.getLogger(name).level for name in SHUTDOWN_LOGGERS}
 
 
 def _quiet_shutdown(debug: bool, before: bool = False) -> None:
@@ -646,8 +656,6 @@ def _quiet_shutdown(debug: bool, before: bool = False) -> None:
     heartbeat's CommClosedError on a busy machine) is not shown, whatever the timing."""
     if debug:
         return
-    import logging
-
     for name in SHUTDOWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     if before:

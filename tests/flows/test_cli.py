@@ -71,3 +71,16 @@ def test_restore_copies_the_published_version(tiny_film, local_store_env, tmp_pa
         assert hashlib.sha256((out / o["path"]).read_bytes()).hexdigest() == o["sha256"]
     assert (out / "qc.json").is_file() and list((out / "qc").glob("*.png"))
     assert str(out / "master.mkv") in run.stdout and str(out / "manifest.json") in run.stdout
+
+
+def test_an_in_process_error_leaves_the_callers_logging_as_it_was(capsys):
+    """main() called in-process (tests, scripts) silences Dask/Prefect only for its own error line: a
+    later run in the same process still reports its logs to Prefect (the canary test reads them)."""
+    import logging
+
+    from flows.cli import SHUTDOWN_LOGGERS, main
+
+    before = {n: logging.getLogger(n).level for n in SHUTDOWN_LOGGERS}
+    assert main(["shots", "/nonexistent/film.mkv"]) == 1
+    assert capsys.readouterr().err.startswith("reel: error: ")
+    assert {n: logging.getLogger(n).level for n in SHUTDOWN_LOGGERS} == before
