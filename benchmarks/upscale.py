@@ -254,7 +254,7 @@ def realesrgan_comparison(args: argparse.Namespace) -> dict[str, Any]:
         res["old_film"][name] = row
         mid = len(src) // 2
         near = cv2.resize(src[mid], (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
-        sheet_rows.append(np.concatenate([label_tile(near, f"source {name.split(' ')[0][-9:]}"),
+        sheet_rows.append(np.concatenate([label_tile(near, f"source, shot {len(sheet_rows) + 1}"),
                                           label_tile(outs["lanczos"][mid], "lanczos"),
                                           label_tile(outs["model"][mid], "reel model"),
                                           label_tile(outs["realesrgan"][mid], "realesrgan x4plus")], axis=1))

@@ -186,3 +186,17 @@ def test_a_cut_restarts_the_propagation():
     _, rep = Upscale(method="realesrgan", variant="animevideov3", scale=2, device="cpu").process(
         Clip(frames, Fraction(24)))
     assert rep["propagation_restarts"] == 2
+
+
+def test_reel_stage_upscale_with_realesrgan_from_the_command_line(tmp_path, capsys):
+    from flows.cli import main
+    from infra.media import probe, write_film
+
+    frames = [(f * 255).astype(np.uint8) for f in panning(t=3, h=24, w=32, grain=0.0)]
+    src, out = tmp_path / "in.mkv", tmp_path / "up.mkv"
+    write_film(src, frames, Fraction(24))
+    args = ["stage", "upscale", str(src), str(out), "--set", "method=realesrgan", "--set", "variant=animevideov3",
+            "--set", "scale=2"]
+    assert main(args) == 0, capsys.readouterr().err
+    info = probe(out)
+    assert (info.video.width, info.video.height) == (64, 48)
