@@ -1,6 +1,7 @@
-"""Upscale benchmark: Reel's learned x2 model (`upscale` method=model) against Lanczos.
+"""Upscale benchmark: Lanczos, Reel's learned x2 model (method=model) and pretrained Real-ESRGAN (method=realesrgan).
 
     python -m benchmarks.upscale [--quick] [--out bench-out] [--checkpoint FILE] [--film FILE]
+                                 [--no-realesrgan] [--realesrgan-only] [--crop HxW] [--film-frames N]
 
 The task is the one the stage is judged on: clean pictures downscaled by area (cv2.INTER_AREA) by 2 or 4,
 then enlarged back through the `Upscale` stage (`method=lanczos` or `method=model`; 4x = the x2 model run
@@ -18,6 +19,22 @@ gain; for the clips, the warping error (`models.metrics.warping_error`, flow fro
 truth, Lanczos and the model. Speed, measured side by side in one run: seconds per 640x480 output frame
 (a 320x240 input through the stage) for the model and for Lanczos, and their ratio.
 Writes OUT/upscale.json and prints a markdown table.
+
+Real-ESRGAN (issue #25), side by side with Lanczos and the own model, on small crops (the x4plus
+network costs ~0.13 ms per input pixel on two CPU cores; `--crop`/`--film-frames` for more):
+
+- clean held-out frames downscaled 2x by area: the skimage photos and 3 consecutive frames of
+  `../shared/data/clean/tennis_handheld.mkv`, centre crops; PSNR / luma SSIM of lanczos, model,
+  realesrgan x4plus and animevideov3 (with the stage's defaults) and x4plus without its anchor and
+  back-projection (the raw network, for reference);
+- real old film (`four_films.mkv`, `--film-frames` consecutive frames from the middle of each of its
+  four shots, centre crops, 2x): sharpness (variance of the luma Laplacian), warping error (flow from
+  the Lanczos output, so it is not learnt from the detail being measured), mean CIEDE2000 and PSNR of
+  the output shrunk back by area against the source; realesrgan with and without temporal propagation;
+- a contact sheet (OUT/upscale_contact_sheet.png): per shot, the source (nearest 2x), Lanczos, the own
+  model and realesrgan x4plus with temporal propagation;
+- CPU seconds per output frame of each method on the same crop, as ratios to Lanczos, in one run.
+Writes OUT/upscale_realesrgan.json.
 """
 
 from __future__ import annotations
@@ -43,7 +60,7 @@ from benchmarks.train_sr import (
     synth_clean_frames,
 )
 from models.clip import Clip
-from models.metrics import psnr, ssim_luma, warping_error
+from models.metrics import psnr, sharpness, ssim_luma, warping_error
 from models.upscale import Upscale
 
 
@@ -127,13 +144,180 @@ def speed(checkpoint: str | None, reps: int) -> dict[str, float]:
             "torch_threads": torch.get_num_threads()}
 
 
+# --------------------------------------------------------------------------------------------------
+# Real-ESRGAN side by side (issue #25)
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_CLEAN_VIDEO = DEFAULT_FILM.parents[1] / "clean" / "tennis_handheld.mkv"
+FILM_SHOTS = ((0, 60), (60, 109), (109, 157), (157, 205))  # four_films.mkv (shared/data/oldfilm/cuts.json)
+# label -> Upscale params (scale added per call)
+RG_METHODS: dict[str, dict[str, Any]] = {
+    "lanczos": {"method": "lanczos"},
+    "model": {"method": "model", "device": "cpu"},
+    "realesrgan": {"method": "realesrgan", "device": "cpu"},
+    "realesrgan (no temporal)": {"method": "realesrgan", "device": "cpu", "temporal": False},
+    "animevideov3": {"method": "realesrgan", "variant": "animevideov3", "device": "cpu"},
+    "x4plus raw network": {"method": "realesrgan", "device": "cpu", "temporal": False, "anchor_sigma": 0,
+                           "back_projection": 0},
+}
+
+
+def centre_crop(frames: np.ndarray, h: int, w: int) -> np.ndarray:
+    fh, fw = frames.shape[1:3]
+    y, x = max(0, (fh - h) // 2), max(0, (fw - w) // 2)
+    return np.ascontiguousarray(frames[:, y:y + h, x:x + w])
+
+
+def run_label(label: str, lr: np.ndarray, factor: int) -> tuple[np.ndarray, dict[str, Any], float]:
+    t0 = time.perf_counter()
+    out, rep = Upscale(**RG_METHODS[label], scale=float(factor)).process(Clip(lr, Fraction(24)))
+    return out.frames, rep, time.perf_counter() - t0
+
+
+def fidelity_of(out: np.ndarray, src: np.ndarray) -> tuple[float, float]:
+    from models.realesrgan import fidelity
+
+    vals = [fidelity(o, s) for o, s in zip(out, src, strict=True)]
+    return float(np.mean([v[0] for v in vals])), float(np.mean([v[1] for v in vals]))
+
+
+def clean_items(args: argparse.Namespace, h: int, w: int) -> list[tuple[str, np.ndarray]]:
+    """(name, (T, 2h, 2w, 3) truth) clean held-out items: skimage photos and consecutive tennis frames."""
+    names = HELDOUT_IMAGES[:2] if args.quick else HELDOUT_IMAGES
+    items = [(f"skimage:{n}", centre_crop(skimage_rgb(n)[None], 2 * h, 2 * w)) for n in names]
+    if args.clean_video.is_file():
+        frames = [f for _, f in film_frames(args.clean_video, lambda i: 30 <= i < 33)]
+        items.append((f"{args.clean_video.name}[30:33]", centre_crop(np.stack(frames), 2 * h, 2 * w)))
+    return items
+
+
+def film_shots(args: argparse.Namespace, h: int, w: int) -> list[tuple[str, np.ndarray]]:
+    """(name, (T, h, w, 3)) consecutive frames from the middle of each shot of the old film."""
+    if not args.film.is_file():
+        return []
+    n = max(2, args.film_frames)
+    wanted = {}
+    for a, b in FILM_SHOTS:
+        start = (a + b) // 2 - n // 2
+        for i in range(start, start + n):
+            wanted[i] = (a, b)
+    frames = film_frames(args.film, lambda i: i in wanted)
+    out = []
+    for a, b in FILM_SHOTS:
+        fr = np.stack([f for i, f in frames if wanted.get(i) == (a, b)])
+        idx = [i for i, _ in frames if wanted.get(i) == (a, b)]
+        out.append((f"{args.film.name}[{idx[0]}:{idx[-1] + 1}] (shot {a}-{b - 1})", centre_crop(fr, h, w)))
+    return out
+
+
+def label_tile(img: np.ndarray, text: str) -> np.ndarray:
+    tile = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)[..., ::-1].copy()  # RGB -> BGR for OpenCV
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def realesrgan_comparison(args: argparse.Namespace) -> dict[str, Any]:
+    """The issue-#25 comparison; prints markdown tables and writes OUT/upscale_realesrgan.json (+ contact sheet)."""
+    t_start = time.time()
+    h, w = (int(v) for v in args.crop.lower().split("x"))
+    res: dict[str, Any] = {"crop_input_px": [h, w], "factor": 2, "torch_threads": torch.get_num_threads(),
+                           "clean": {}, "old_film": {}}
+    # 1. clean held-out frames downscaled 2x
+    clean_labels = ["lanczos", "model", "realesrgan", "animevideov3", "x4plus raw network"]
+    for name, truth in clean_items(args, h, w):
+        lr = area_down(truth, 2)
+        row = {}
+        for label in clean_labels:
+            out, _rep, _dt = run_label(label, lr, 2)
+            row[label] = {"psnr": float(np.mean([psnr(o, g) for o, g in zip(out, truth, strict=True)])),
+                          "ssim": ssim_luma(out, truth)}
+        res["clean"][name] = row
+        print(f"clean {name}: " + ", ".join(f"{k} {v['psnr']:.2f}" for k, v in row.items()), flush=True)
+    if res["clean"]:
+        res["clean_mean"] = {k: {m: float(np.mean([r[k][m] for r in res["clean"].values()])) for m in ("psnr", "ssim")}
+                             for k in clean_labels}
+    # 2. real old film, 2x: sharpness, warping error, fidelity
+    film_labels = ["lanczos", "model", "realesrgan", "realesrgan (no temporal)", "animevideov3"]
+    sheet_rows = []
+    for name, src in film_shots(args, h, w):
+        outs, row = {}, {}
+        for label in film_labels:
+            out, rep, dt = run_label(label, src, 2)
+            outs[label] = out
+            fp, fde = fidelity_of(out, src)
+            row[label] = {"sharpness": sharpness(out), "fidelity_psnr_db": fp, "fidelity_delta_e00": fde,
+                          "seconds_per_frame": dt / len(out)}
+        ref = outs["lanczos"]
+        for label in film_labels:
+            row[label]["warping_error"] = warping_error(outs[label], ref)
+        res["old_film"][name] = row
+        mid = len(src) // 2
+        near = cv2.resize(src[mid], (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
+        sheet_rows.append(np.concatenate([label_tile(near, f"source, shot {len(sheet_rows) + 1}"),
+                                          label_tile(outs["lanczos"][mid], "lanczos"),
+                                          label_tile(outs["model"][mid], "reel model"),
+                                          label_tile(outs["realesrgan"][mid], "realesrgan x4plus")], axis=1))
+        print(f"film {name}: " + ", ".join(f"{k} sharp {v['sharpness']:.5f} warp {v['warping_error']:.4f} "
+                                           f"dE {v['fidelity_delta_e00']:.2f}" for k, v in row.items()), flush=True)
+    if res["old_film"]:
+        res["old_film_mean"] = {k: {m: float(np.mean([r[k][m] for r in res["old_film"].values()]))
+                                    for m in ("sharpness", "warping_error", "fidelity_delta_e00", "fidelity_psnr_db")}
+                                for k in film_labels}
+        sheet = np.concatenate(sheet_rows, axis=0)
+        cv2.imwrite(str(args.out / "upscale_contact_sheet.png"), sheet)
+        res["contact_sheet"] = str(args.out / "upscale_contact_sheet.png")
+    # 3. speed per output frame, side by side on the same crop
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.5)[None]
+    speed_labels = ["lanczos", "model", "realesrgan (no temporal)", "realesrgan", "animevideov3"]
+    for label in speed_labels:
+        run_label(label, img, 2)  # load + warm up
+    times: dict[str, list[float]] = {k: [] for k in speed_labels}
+    for _ in range(2):
+        for label in speed_labels:
+            clip2 = np.concatenate([img, img])  # two frames: the temporal path runs its flow once
+            times[label].append(run_label(label, clip2, 2)[2] / 2)
+    sp = {k: float(np.median(v)) for k, v in times.items()}
+    res["speed_s_per_output_frame"] = {"output": [2 * w, 2 * h], **sp,
+                                       "ratio_to_lanczos": {k: v / sp["lanczos"] for k, v in sp.items()}}
+    res["wall_seconds"] = round(time.time() - t_start, 1)
+    (args.out / "upscale_realesrgan.json").write_text(json.dumps(res, indent=2) + "\n")
+
+    print(f"\n### Real-ESRGAN, clean held-out crops {2 * w}x{2 * h} downscaled 2x (mean over items)\n")
+    print("| method | PSNR | SSIM |\n|---|---|---|")
+    for k, v in res.get("clean_mean", {}).items():
+        print(f"| {k} | {v['psnr']:.2f} | {v['ssim']:.4f} |")
+    print(f"\n### Real old film, 2x, {w}x{h} crops, {args.film_frames} frames per shot (mean over 4 shots)\n")
+    print("| method | sharpness | warping error | dE00 shrunk vs source | PSNR shrunk vs source |\n|---|---|---|---|---|")
+    for k, v in res.get("old_film_mean", {}).items():
+        print(f"| {k} | {v['sharpness']:.5f} | {v['warping_error']:.4f} | {v['fidelity_delta_e00']:.2f} "
+              f"| {v['fidelity_psnr_db']:.2f} |")
+    print(f"\n### CPU seconds per {2 * w}x{2 * h} output frame ({res['torch_threads']} torch threads)\n")
+    print("| method | s/frame | x Lanczos |\n|---|---|---|")
+    for k in speed_labels:
+        print(f"| {k} | {sp[k]:.4f} | {sp[k] / sp['lanczos']:.0f} |")
+    print(f"wrote {args.out / 'upscale_realesrgan.json'} ({res['wall_seconds']:.0f} s)", flush=True)
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer images/frames (about a minute)")
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     ap.add_argument("--checkpoint", default=None, help="SR checkpoint (default: Reel's x2 model)")
     ap.add_argument("--film", type=Path, default=DEFAULT_FILM)
+    ap.add_argument("--clean-video", type=Path, default=DEFAULT_CLEAN_VIDEO)
+    ap.add_argument("--no-realesrgan", action="store_true", help="skip the Real-ESRGAN comparison")
+    ap.add_argument("--realesrgan-only", action="store_true", help="only the Real-ESRGAN comparison")
+    ap.add_argument("--crop", default="80x112", help="HxW of the centre crops (input px) for Real-ESRGAN")
+    ap.add_argument("--film-frames", type=int, default=3, help="consecutive frames per old-film shot")
     args = ap.parse_args(argv)
+    if not args.no_realesrgan:
+        args.out.mkdir(parents=True, exist_ok=True)
+        realesrgan_comparison(args)
+        if args.realesrgan_only:
+            return 0
     t_start = time.time()
     sets = {"natural (held out)": image_set(args.quick), "synthetic clips (held-out seeds)": synth_set(args.quick),
             "old film (held-out film)": film_set(args.film, args.quick)}

