@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -173,10 +174,14 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
+_NEXT_SETTING = re.compile(r",\s*(?=[A-Za-z_][A-Za-z0-9_]*=)")
+
+
 def parse_sets(items: list[str]) -> dict[str, Any]:
-    """['radius=5', 'target=uhd'] -> {'radius': 5, 'target': 'uhd'} (values parsed as YAML scalars)."""
+    """['radius=5', 'target=uhd'] or ['method=realesrgan,scale=2'] -> {'radius': 5, ...} (values parsed as
+    YAML scalars; a comma starts a new setting only where `name=` follows, so `frames=[12, 40]` stays whole)."""
     out: dict[str, Any] = {}
-    for item in items:
+    for item in (part for given in items for part in _NEXT_SETTING.split(given)):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set takes key=value, got {item!r}")

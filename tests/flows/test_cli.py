@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from flows.cli import main
 
 
@@ -84,3 +86,13 @@ def test_an_in_process_error_leaves_the_callers_logging_as_it_was(capsys):
     assert main(["shots", "/nonexistent/film.mkv"]) == 1
     assert capsys.readouterr().err.startswith("reel: error: ")
     assert {n: logging.getLogger(n).level for n in SHUTDOWN_LOGGERS} == before
+
+
+def test_set_takes_several_settings_separated_by_commas():
+    from flows.cli import parse_sets
+
+    assert parse_sets(["method=realesrgan,scale=2"]) == {"method": "realesrgan", "scale": 2}
+    assert parse_sets(["rebuild_frames=[12, 40],factor=1", "seed=3"]) == {"rebuild_frames": [12, 40], "factor": 1,
+                                                                            "seed": 3}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_sets(["scale"])

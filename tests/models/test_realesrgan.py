@@ -195,7 +195,7 @@ def test_reel_stage_upscale_with_realesrgan_from_the_command_line(tmp_path, caps
     frames = [(f * 255).astype(np.uint8) for f in panning(t=3, h=24, w=32, grain=0.0)]
     src, out = tmp_path / "in.mkv", tmp_path / "up.mkv"
     write_film(src, frames, Fraction(24))
-    args = ["stage", "upscale", str(src), str(out), "--set", "method=realesrgan", "--set", "variant=animevideov3",
+    args = ["stage", "upscale", str(src), str(out), "--set", "method=realesrgan,variant=animevideov3",
             "--set", "scale=2"]
     assert main(args) == 0, capsys.readouterr().err
     info = probe(out)
