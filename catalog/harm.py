@@ -26,6 +26,8 @@ class HarmLimits(BaseModel):
                                  "source below this")
     max_reframe_pct: float = Field(1.0, gt=0, description="mean stabilise correction above this % of the "
                                    "frame width: the framing moved, not just the weave")
+    max_upscale_de00: float = Field(2.0, gt=0, description="an upscaler's output, shrunk back to its input, "
+                                    "further than this mean CIEDE2000 from it on some frame: it invented colour")
 
 
 def _stage_means(reports: list[dict[str, Any]], key: str) -> dict[str, float]:
@@ -65,6 +67,11 @@ def harm_findings(metrics: dict[str, Any], reports: list[dict[str, Any]], width:
             out.append({"check": "framing", "value": round(pct, 4), "limit": limits.max_reframe_pct,
                         "stage": "stabilise", "reason": f"stabilise moved the frames by {pct:.2f} % of the "
                         f"width on average (> {limits.max_reframe_pct} %): the framing changed"})
+    fid = metrics.get("upscale_fidelity_de00")
+    if fid is not None and fid > limits.max_upscale_de00:
+        out.append({"check": "fidelity", "value": fid, "limit": limits.max_upscale_de00, "stage": "upscale",
+                    "reason": f"upscale's output shrunk back is {fid:.2f} mean ΔE00 from its input on its worst "
+                              f"frame (> {limits.max_upscale_de00})"})
     return out
 
 

@@ -289,6 +289,10 @@ def finish_shot(parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]], *, sh
         # stabilise's per-shot decision (weave, follow, none) and why: the camera's moves are kept
         "weave_decision": decided["decision"] if decided else None,
         "weave_reason": decided.get("reason") if decided else None,
+        # an upscaler that reports its fidelity (output shrunk back vs its input: realesrgan): the worst piece
+        "upscale_fidelity_de00": max(fid) if (fid := [float(rep["fidelity_max_delta_e00"])
+                                                      for rep in stage_reports("upscale")
+                                                      if rep.get("fidelity_max_delta_e00") is not None]) else None,
         # repeated frames of the source (old transfers), as frame indices of the film
         "duplicate_frames": [d["frame"] for d in repeats.results()],
         "sampled_frames": {"ssim": len(joined("ssim")), "warping_pairs": len(joined("warp_res")),

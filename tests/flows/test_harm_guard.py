@@ -64,3 +64,10 @@ def test_findings_name_the_stage_and_review_policy_marks_the_shot():
     # healthy restorations are not findings
     assert harm_findings({"ssim_luma": 0.85, "sharpness_source": 1.0, "sharpness_restored": 0.7},
                          [{"stage": "stabilise", "dx": [0.5], "dy": [0.2]}], 320, HarmLimits()) == []
+
+
+def test_an_upscaler_that_invents_colour_is_a_finding():
+    found = harm_findings({"ssim_luma": 0.9, "upscale_fidelity_de00": 3.5},
+                          [{"stage": "upscale", "fidelity_max_delta_e00": 3.5}], 320, HarmLimits())
+    assert [(f["check"], f["stage"]) for f in found] == [("fidelity", "upscale")]
+    assert harm_findings({"ssim_luma": 0.9, "upscale_fidelity_de00": 0.4}, [], 320, HarmLimits()) == []
