@@ -62,12 +62,8 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
     Returns {"manifest", "shots", "pieces_restored", "pieces_reused", "review"}: a rerun with
     nothing changed restores nothing.
     """
-    title = validate_title_id(title)
     settings = load_settings()
-    check_source(source, settings)  # sources policy before any store I/O: a refused source creates nothing
-    rec = resolve_recipe(recipe)
-    plan = RerunPlan.make(redo_shots, overrides, from_step)
-    rec.with_overrides(plan.overrides)  # a bad override fails here, before any work
+    title, rec, plan = check_request(source, title, recipe, redo_shots, overrides, from_step, settings)
     if settings.dask_address:  # an external cluster's workers have their own settings
         check_worker_store(current_store().url)
 
@@ -260,11 +256,29 @@ def pieces_by_shot(title: str, of_shot: dict[int, list[Any]]) -> Iterator[tuple[
             yield shot, of_shot[shot]
 
 
+def check_request(source: str, title: str, recipe: str | Recipe, redo_shots: list[int] | None,
+                  overrides: list[str] | None, from_step: str | None,
+                  settings: Settings) -> tuple[str, Recipe, RerunPlan]:
+    """What can be refused before any work: the title id, the sources policy (before any store I/O, so a
+    refused source creates nothing), the recipe, and the rerun request (its overrides validated against
+    the recipe's stages). Returns (title, recipe, plan)."""
+    title = validate_title_id(title)
+    check_source(source, settings)
+    rec = resolve_recipe(recipe)
+    plan = RerunPlan.make(redo_shots, overrides, from_step)
+    rec.with_overrides(plan.overrides)  # a bad override fails here, before any work
+    return title, rec, plan
+
+
 def run_restore(source: str, title: str, recipe: str | Recipe = "default", **params: Any) -> dict[str, Any]:
     """Run the flow on the cluster the settings describe (a LocalCluster by default, started while the
-    Prefect API starts); returns its summary.
+    Prefect API starts); returns its summary. A request refused by `check_request` fails before the
+    cluster or the API starts.
     `params`: the flow's other parameters (review_gate, redo_shots, overrides, from_step)."""
-    cluster = RunsCluster(load_settings()).start()
+    settings = load_settings()
+    check_request(source, title, recipe, params.get("redo_shots"), params.get("overrides"), params.get("from_step"),
+                  settings)
+    cluster = RunsCluster(settings).start()
     try:
         with shared_prefect_api(), cluster:  # the cluster closes first, while its workers' API is up
             runner = cluster.task_runner()

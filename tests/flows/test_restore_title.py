@@ -113,6 +113,7 @@ def test_bad_source_fails_cleanly_and_publishes_nothing(tmp_path, local_store_en
     assert store.list("published/") == [] and store.list("work/") == []
 
 
+@pytest.mark.slow  # a whole CLI/flow run; the default run keeps the faster checks of the same promise
 def test_a_title_recipe_rebuilds_a_damaged_frame_and_keeps_the_rest(tiny_film, local_store_env, tmp_path):
     """interpolate with factor 1 in a title: the named frame is rebuilt from its neighbours (across the
     piece boundaries the flow cuts), every other frame passes through untouched."""

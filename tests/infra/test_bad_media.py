@@ -303,6 +303,7 @@ def test_cli_error_has_no_traceback(hls_run):
     assert "Traceback" not in run.stderr and not any(x.startswith("  File ") for x in lines), run.stderr
 
 
+@pytest.mark.slow  # a whole CLI/flow run; the default run keeps the faster checks of the same promise
 def test_cli_refuses_a_film_truncated_in_the_middle(tmp_path):
     run = _restore(bm.truncated_middle(tmp_path), tmp_path)
     _assert_cli_refused(run, tmp_path, "truncated or damaged")
