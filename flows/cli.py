@@ -385,7 +385,10 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
         options = rec.source.model_copy(update={k: v for k, v in (("accept_truncated", accept_truncated or None),
                                                                   ("stream", stream)) if v is not None})
         rec = rec.model_copy(update={"source": options})
-    summary = run_restore(source if remote else str(Path(source).resolve()), title, rec, **params)
+    from infra.progress import watching
+
+    with watching():  # frames done, fps and time left: a bar on a terminal, plain lines otherwise
+        summary = run_restore(source if remote else str(Path(source).resolve()), title, rec, **params)
     manifest = summary["manifest"]
     store = current_store()
     prefix = layout.version_prefix(title, manifest["version"])

@@ -8,6 +8,7 @@ step and what follows. With `review_gate` on, a run whose QC asks for it pauses 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,10 +25,12 @@ from catalog.records import IngestRecord
 from catalog.review import RerunPlan, merge_overrides, overrides_doc
 from catalog.shots import plan_pieces
 from flows.recipes import resolve_recipe
+from infra import progress
 from infra.cluster import RunsCluster, cluster_starting, make_task_runner
 from infra.pipeline.colour import shot_bindings, shot_grade_lut
 from infra.pipeline.qc import piece_qc_valid
 from infra.prefect_api import shared_prefect_api
+from infra.progress import describe
 from infra.runtime import check_worker_store, current_store
 from infra.settings import Settings, load_settings
 from infra.sources import check_source
@@ -141,6 +144,7 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
     Returns {shot: (its segments, its QC record)}."""
     bounds: dict[int, tuple[int, int]] = {}
     of_shot: dict[int, list[Any]] = {}
+    frames_of: dict[int, int] = {}  # id(piece future) -> the frames it restores
     names = [s.name for s in rec.stages]
     for row in shots[shots["shot"].isin(which)].itertuples(index=False):
         shot = int(row.shot)
@@ -150,12 +154,13 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
             {k: v for k, v in per_shot.get(shot, {}).items() if k not in drop})
         shot_bound = [b for b, n in zip(bound[shot], names, strict=True) if n not in drop] if bound[shot] else None
         one = shots[shots["shot"] == shot]
+        pieces = plan_pieces(one, settings.piece_frames, shot_rec.context_frames())
         of_shot[shot] = [restore_piece.submit(record, p, shot_rec, shot_bound, force=shot in forced,
-                                              shot_frames=bounds[shot])
-                         for p in plan_pieces(one, settings.piece_frames, shot_rec.context_frames())]
+                                              shot_frames=bounds[shot]) for p in pieces]
+        frames_of.update({id(f): p.end - p.start for f, p in zip(of_shot[shot], pieces, strict=True)})
     checks: dict[int, Any] = {}
     failed: list[BaseException] = []
-    for shot, futures in pieces_by_shot(record.title, of_shot):
+    for shot, futures in pieces_by_shot(record.title, of_shot, frames_of):
         try:
             segs = [f.result() for f in futures]
         except Exception as exc:  # the other shots still finish (a rerun reuses them); raised below
@@ -237,19 +242,26 @@ def review_record(rounds: list[dict[str, Any]], report: dict[str, Any], per_shot
     return review
 
 
-def pieces_by_shot(title: str, of_shot: dict[int, list[Any]]) -> Iterator[tuple[int, list[Any]]]:
-    """Yield (shot, its piece futures) as the last piece of each shot comes back, and keep a Prefect
-    progress artifact (0-100 %) moving as pieces come back."""
-    total = sum(len(f) for f in of_shot.values())
-    if not total:
+def pieces_by_shot(title: str, of_shot: dict[int, list[Any]],
+                   frames_of: dict[int, int]) -> Iterator[tuple[int, list[Any]]]:
+    """Yield (shot, its piece futures) as the last piece of each shot comes back; keep a Prefect progress
+    artifact and the terminal display (`infra.progress`, where the process installed one) moving as
+    pieces come back: frames restored of the total, frames per second, time left."""
+    futures_all = [f for futures in of_shot.values() for f in futures]
+    if not futures_all:
         return
+    total = sum(frames_of[id(f)] for f in futures_all)
     waiting = {shot: len(futures) for shot, futures in of_shot.items()}
     shot_of = {id(f): shot for shot, futures in of_shot.items() for f in futures}
     artifact = create_progress_artifact(0.0, key=f"{title}-restore-progress",
-                                        description=f"{title}: pieces restored")
-    for done, future in enumerate(as_completed([f for futures in of_shot.values() for f in futures]), 1):
+                                        description=describe(title, 0, total, 0.0))
+    progress.report(title, 0, total)
+    t0, done = time.monotonic(), 0
+    for future in as_completed(futures_all):
+        done += frames_of[id(future)]
         update_progress_artifact(artifact, 100.0 * done / total,
-                                 description=f"{title}: {done} of {total} pieces restored")
+                                 description=describe(title, done, total, time.monotonic() - t0))
+        progress.report(title, done, total)
         shot = shot_of[id(future)]
         waiting[shot] -= 1
         if not waiting[shot]:

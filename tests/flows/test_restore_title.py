@@ -54,8 +54,16 @@ def _check_published(summary: dict, film: dict, tmp_path) -> np.ndarray:
 
 
 def test_restore_on_local_store_improves_the_film_and_rerun_does_no_work(tiny_film, local_store_env, tmp_path):
-    first = run_restore(str(tiny_film["path"]), "tiny", "defects")
+    import io
+
+    from infra.progress import watching
+
+    lines = io.StringIO()
+    with watching(terminal=io.StringIO(), plain=lines):  # not a terminal: plain progress lines
+        first = run_restore(str(tiny_film["path"]), "tiny", "defects")
     assert first["pieces_restored"] > first["shots"] >= 3  # long shots were split into pieces
+    n = len(tiny_film["degraded"])
+    assert f"tiny: {n:,} of {n:,} frames restored" in lines.getvalue()
     master = _check_published(first, tiny_film, tmp_path / "out1")
     clean = tiny_film["clean_frames"].astype(np.float32) / 255
     degraded = tiny_film["degraded"].astype(np.float32) / 255
