@@ -13,7 +13,8 @@ work/<title>/<source-sha>[-s<stream>]/                            one source's w
 grades/learned/<hash>.npy|.json                                   learned grade LUTs (cached by pixels)
 catalogue/checksums/<hash>.json                                   sources' checksums (catalogue status)
 published/<title>/<version>/                                      a published version (`version_prefix`)
-    master.mkv, master-prores.mov, qc.json, qc/..., grades/<label>.cube, manifest.json (written last)
+    master.mkv, master-prores.mov, qc.json, qc/..., grades/<label>.cube, shots.otio, shots.edl,
+    manifest.json (written last)
 ```
 
 Pure string functions: no I/O, no imports from the outer rings. A key changed here changes every stored
@@ -35,6 +36,8 @@ META_DIR = ".meta"  # a local store's sidecars (sha256 of each object)
 MANIFEST = "manifest.json"  # in a published version, written last: its presence means "published"
 QC_JSON = "qc.json"
 REPORT_HTML = "qc/report.html"  # the HTML QC report in a published version
+SHOTS_OTIO = "shots.otio"  # the shot list as an OpenTimelineIO timeline (catalog/editorial.py)
+SHOTS_EDL = "shots.edl"  # the shot list as a CMX 3600 EDL
 MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
 
 

@@ -20,7 +20,8 @@ class OutputRecord(BaseModel):
     path: str = Field(description="path relative to the version folder")
     sha256: str
     size_bytes: int
-    kind: str = Field(description="master, delivery, qc-report, qc-report-html, qc-image, qc-contact-sheet, grade-lut")
+    kind: str = Field(description="master, delivery, qc-report, qc-report-html, qc-image, qc-contact-sheet, "
+                                  "grade-lut, shot-list-otio (shots.otio), shot-list-edl (shots.edl, CMX 3600)")
     codec: str | None = None
 
 

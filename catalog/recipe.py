@@ -112,7 +112,7 @@ class GradeSection(BaseModel):
 
 
 class SourceOptions(BaseModel):
-    """How the source is read. Neither option changes what the stages do (the chain hash)."""
+    """How the source is read. No option changes what the stages do (the chain hash)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     accept_truncated: bool = Field(False, description="restore a source that stops short of the duration its "
@@ -120,6 +120,10 @@ class SourceOptions(BaseModel):
                                                       "records the frames and sound missing")
     stream: int | None = Field(None, ge=0, description="container index of the video stream to restore "
                                                        "(default: the first video stream)")
+    start_timecode: str = Field("00:00:00:00", pattern=r"^\d{2}:[0-5]\d:[0-5]\d:\d{2}$",
+                                description="the source's timecode at its first frame (HH:MM:SS:FF, non-drop-frame "
+                                            "at the rounded rate), for the published shot lists (shots.otio, "
+                                            "shots.edl); a version with another start timecode is another version")
 
 
 class Recipe(BaseModel):

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from catalog import layout
+from catalog import editorial, layout
 from catalog.layout import MASTER_FILES, QC_JSON, REPORT_HTML, published_qc_paths
 from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
 from catalog.qc_report import render_report_html
@@ -42,6 +42,8 @@ def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]
         ident["grades"] = [[g["label"], g["digest"]] for g in grades]
     if record.stream_chosen:  # another video stream of the same file is another film
         ident["video_stream"] = record.video_stream
+    if recipe.source.start_timecode != editorial.DEFAULT_START_TIMECODE:  # other shot lists (default: ids kept)
+        ident["start_timecode"] = recipe.source.start_timecode
     return "v-" + short_hash(ident, 12)
 
 
@@ -58,10 +60,25 @@ def _published_by_other(store: Any, mkey: str, timeout_s: float = 30.0) -> dict[
     return json.loads(store.get_bytes(mkey))
 
 
+def shot_list_files(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, version: str
+                    ) -> list[tuple[str, bytes, str, str]]:
+    """The version's shot list for grading suites: (path, bytes, kind, content type) of shots.otio and
+    shots.edl, clips named shot<NNNN> over the source's frames (catalog/editorial.py)."""
+    tc = recipe.source.start_timecode
+    timeline = editorial.shot_timeline(shots, record.fps, record.source_name, record.title, version,
+                                       start_timecode=tc, total_frames=record.frames)
+    edl = editorial.edl_text(shots, record.fps, record.source_name, record.title, version, start_timecode=tc)
+    return [(layout.SHOTS_OTIO, editorial.otio_text(timeline).encode(), "shot-list-otio", "application/json"),
+            (layout.SHOTS_EDL, edl.encode(), "shot-list-edl", "text/plain")]
+
+
 def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord],
                    qc: dict[str, Any], grades: list[dict[str, Any]], prefix: str, width: int, height: int,
-                   outputs: list[OutputRecord], written: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Masters, QC files and grades under `prefix`; appends to `outputs` and (before each put) `written`."""
+                   outputs: list[OutputRecord], written: list[str],
+                   shot_lists: list[tuple[str, bytes, str, str]] | None = None
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Masters, QC files, grades and shot lists under `prefix`; appends to `outputs` and (before each put)
+    `written`."""
     # Publishing runs after the last piece, when the workers are idle: its fetches, joins and puts run
     # side by side (file copies, hashing and muxing release the GIL).
     with tempfile.TemporaryDirectory(prefix="reel-publish-") as tmp, \
@@ -117,6 +134,9 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
         sha = _put_output(store, f"{prefix}/{REPORT_HTML}", written, data=page,
                           content_type="text/html; charset=utf-8")
         outputs.append(OutputRecord(path=REPORT_HTML, sha256=sha, size_bytes=len(page), kind="qc-report-html"))
+        for path, data, kind, content_type in shot_lists or []:
+            sha = _put_output(store, f"{prefix}/{path}", written, data=data, content_type=content_type)
+            outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind=kind))
     return qc_doc, grade_docs
 
 
@@ -271,11 +291,12 @@ def publish_title(store: Any, record: IngestRecord, recipe: Recipe, shots: pd.Da
             a.end != b.start for a, b in itertools.pairwise(segments)):
         raise RuntimeError(f"segments do not tile frames 0..{record.frames}: refusing to publish a gap")
     width, height = segments[0].width, segments[0].height
+    shot_lists = shot_list_files(record, recipe, shots, version)  # before any put: a bad shot table writes nothing
     outputs: list[OutputRecord] = []
     written: list[str] = []  # removed again if anything fails: nothing is left half-published
     try:
         qc_doc, grade_docs = _write_outputs(store, record, recipe, segments, qc, grades or [], prefix,
-                                            width, height, outputs, written)
+                                            width, height, outputs, written, shot_lists)
     except BaseException:
         # remove only what this run wrote, and nothing once a manifest exists (a concurrent run published)
         for key in [] if store.exists(mkey) else written:

@@ -7,6 +7,7 @@ import json
 from fractions import Fraction
 
 import numpy as np
+import opentimelineio as otio
 import pytest
 
 from flows.restore_title import run_restore
@@ -50,6 +51,17 @@ def _check_published(summary: dict, film: dict, tmp_path) -> np.ndarray:
     # candidates: the detector compares each pair with its neighbours' pairs, see CHANGELOG)
     assert set(film["truth"]["repeated_frames"]) <= set(qc["summary"]["duplicate_frames"])
     assert all(isinstance(s["scratch_pixels_filled"], int) for s in qc["shots"])
+    # the shot list for grading suites (#22): OTIO and CMX 3600, listed (and so checked) like any output
+    kinds = {o["path"]: o["kind"] for o in stored["outputs"]}
+    assert kinds["shots.otio"] == "shot-list-otio" and kinds["shots.edl"] == "shot-list-edl"
+    cuts = [(s["start_frame"], s["end_frame"] - s["start_frame"]) for s in stored["shots"]]
+    timeline = otio.adapters.read_from_file(str(paths["shots.otio"]))
+    clips = list(timeline.find_clips())
+    assert [c.name for c in clips] == [f"shot{s['shot']:04d}" for s in stored["shots"]]
+    assert [(c.source_range.start_time.value, c.source_range.duration.value) for c in clips] == cuts
+    assert {c.media_reference.target_url for c in clips} == {stored["source"]["name"]}
+    edl = otio.adapters.read_from_string(paths["shots.edl"].read_text(), "cmx_3600", rate=24)
+    assert [(c.source_range.start_time.value, c.source_range.duration.value) for c in edl.find_clips()] == cuts
     return master.astype(np.float32) / 65535
 
 
