@@ -356,6 +356,8 @@ def print_table(report: dict[str, Any]) -> None:
             print(f"{'reel restore --recipe ' + recipe:<34}{r['reel_fps_long']:>10.3f}{r['ffmpeg_fps_long']:>12.2f}"
                   f"{r['ratio_whole_process']:>8.3f}{r['ratio_per_frame_cost'] or 0:>13.3f}{r['fixed_s']:>9.1f}"
                   f"{r['per_frame_s']:>9.3f}{r['cores_busy_per_frame'] or 0:>11.2f}")
+        print("  (fixed + per-frame solved from two lengths: noise on a shared machine moves both; 'cores busy'"
+              " is CPU per frame / wall per frame, noisier still. ratio/frame compares the per-frame costs only)")
     if "phase_share" in s:
         ip = report["in_process"]
         print(f"\nin-process phases ({ip['frames']} frames, {s['in_process_fps']} fps overall):")
