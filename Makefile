@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test test-all test-ui lint typecheck bench bench-defects bench-shots bench-colour bench-ops bench-seeds bench-upscale bench-interpolate bench-diffusion bench-gpu train-sr clean
+.PHONY: setup demo test test-all test-ui lint typecheck bench bench-defects bench-shots bench-colour bench-ops bench-seeds bench-upscale bench-interpolate bench-diffusion bench-gpu bench-throughput train-sr clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-interpolate: setup
 
 bench-diffusion: setup
 	$(PY) -m benchmarks.diffusion
+
+# where Reel's time goes at 1080p vs the plain ffmpeg jobs, fixed cost, feature-film estimate (~10-15 min on 2 cores)
+bench-throughput: setup
+	$(PY) -m benchmarks.throughput
 
 # on a GPU machine: real-size SR and diffusion architectures, 1080p -> 4K throughput
 bench-gpu: setup
