@@ -62,6 +62,8 @@ class Clip:
             raise ValueError(f"Clip.frames must be float32, got {f.dtype} (use Clip.from_uint)")
         if f.shape[0] < 1 or f.shape[1] < 1 or f.shape[2] < 1:
             raise ValueError(f"Clip.frames must not be empty, got {f.shape}")
+        if not f.flags.c_contiguous:  # e.g. planar Y'CbCr decoded and stacked: OpenCV wants rows of pixels
+            object.__setattr__(self, "frames", np.ascontiguousarray(f))
         if not isinstance(self.fps, Fraction):
             object.__setattr__(self, "fps", Fraction(self.fps))
         if self.fps <= 0:

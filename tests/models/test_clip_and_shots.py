@@ -83,3 +83,18 @@ def test_scores_count_true_and_false_positives():
     t = m.copy()
     t[0, 0] = True
     assert mask_scores(m, t)["recall"] == 0.0
+
+
+def test_frames_laid_out_plane_by_plane_are_made_contiguous_for_the_stages():
+    """10-bit ProRes decodes to planes; stacked and transposed they are not pixel rows, and OpenCV's
+    warpAffine (stabilise) refused them in `reel stage` ("Layout ... incompatible")."""
+    from models.stabilise import Stabilise
+
+    rng = np.random.default_rng(0)
+    planar = (rng.random((6, 3, 40, 56)) * 65535).astype(np.uint16)
+    frames = planar.transpose(0, 2, 3, 1)  # (T, H, W, 3) view, not C-contiguous
+    assert not frames.flags.c_contiguous
+    clip = Clip.from_uint(frames, Fraction(24))
+    assert clip.frames.flags.c_contiguous
+    out, _ = Stabilise(mode="weave").process(clip)
+    assert out.frames.shape == clip.frames.shape
