@@ -112,7 +112,9 @@ def test_identity_recipe_is_lossless(tiny_film, local_store_env, tmp_path):
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["tiny-identity-restore-progress"])))
     assert arts and arts[0].type == "progress" and float(arts[0].data) == 100.0
-    assert "pieces restored" in arts[0].description
+    n = len(tiny_film["degraded"])  # the same numbers as the terminal display: frames, rate
+    assert arts[0].description.startswith(f"tiny-identity: {n} of {n} frames restored, ")
+    assert arts[0].description.endswith(" fps")
 
 
 def test_restore_on_s3_server(tiny_film, s3_store_env, tmp_path):
