@@ -234,7 +234,7 @@ def _lag1(x: np.ndarray) -> float:
     return float(np.mean(vals)) if vals else 0.0
 
 
-def _cv_model(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cv_model() -> tuple[np.ndarray, np.ndarray]:
     """Constant-velocity camera: transition F and the process noise of unit white acceleration."""
     return np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([[1 / 3, 1 / 2], [1 / 2, 1.0]])
 
@@ -242,7 +242,7 @@ def _cv_model(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _log_likelihoods(z: np.ndarray, qs: np.ndarray, rs: np.ndarray) -> np.ndarray:
     """Innovation log-likelihood of a 1-D trajectory z under camera (acceleration noise q) plus white
     jitter (variance r), for every (q, r) pair at once (diffuse start: the first two innovations skipped)."""
-    f, q1 = _cv_model(qs)
+    f, q1 = _cv_model()
     g = len(qs)
     x = np.zeros((g, 2))
     x[:, 0] = z[0]
@@ -274,7 +274,7 @@ def fit_camera_and_jitter(z: np.ndarray) -> tuple[float, float]:
 def _rts(z: np.ndarray, q: float, r: float) -> np.ndarray:
     """Rauch-Tung-Striebel smoothed positions of a 1-D trajectory (relative to z[0]: offset invariant)."""
     n = len(z)
-    f, q1 = _cv_model(np.array([q]))
+    f, q1 = _cv_model()
     qm = q * q1
     y = z - z[0]
     xf, pf = np.zeros((n, 2)), np.zeros((n, 2, 2))
@@ -310,7 +310,7 @@ def follow_trajectory(traj: np.ndarray, radius: int, q: np.ndarray, r: np.ndarra
 
 
 def weave_evidence(frames: np.ndarray, radius: int, max_shift: float, max_weave: float, min_weave: float,
-                   mode: str = "auto") -> dict[str, Any]:
+                   mode: str = "auto", motion: tuple[np.ndarray, list[int]] | None = None) -> dict[str, Any]:
     """Is the jitter of this shot gate weave, the camera's own motion, or nothing to correct?
 
     Gate weave is the film moving in the gate: fast (it changes from one frame to the next), small
@@ -334,7 +334,7 @@ def weave_evidence(frames: np.ndarray, radius: int, max_shift: float, max_weave:
     if n < _MIN_DECISION_FRAMES:
         return {"decision": "none", "reason": f"{n} frames: too few to tell weave from camera motion",
                 "evidence": {"frames": int(n)}}
-    inc, rejected = _increments(frames, max_shift * w / _REF_WIDTH)
+    inc, rejected = motion or _increments(frames, max_shift * w / _REF_WIDTH)
     traj = np.cumsum(inc, axis=0) / w  # fractions of the width
     jitter = traj - smooth_trajectory(traj, radius, floor=0.05 / _REF_WIDTH)
     jit_pct = 100.0 * float(np.sqrt(np.mean(np.sum(jitter ** 2, axis=1))))
@@ -409,17 +409,26 @@ class Stabilise(Stage):
         half = min(width - 1, height - 1) / 2.0
         return half / max(half - lim, 1.0)
 
-    def decision(self, clip: Clip) -> dict[str, Any]:
-        """The shot's decision: bound by the flow (whole-shot evidence), else from this clip."""
-        return self.bound.get("stats") or self.analyse(clip)
+    def motion(self, clip: Clip) -> tuple[np.ndarray, list[int]]:
+        """(T, 2) frame-to-frame motion in pixels and the rejected estimates (see `_increments`)."""
+        return _increments(clip.frames, self.params.max_shift * clip.width / _REF_WIDTH)
 
-    def corrections(self, clip: Clip, decision: dict[str, Any] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def decision(self, clip: Clip, motion: tuple[np.ndarray, list[int]] | None = None) -> dict[str, Any]:
+        """The shot's decision: bound by the flow (whole-shot evidence), else from this clip (whose
+        `motion` is measured once for the decision and the corrections)."""
+        if self.bound.get("stats"):
+            return self.bound["stats"]
+        p = self.params
+        return weave_evidence(clip.frames, p.radius, p.max_shift, p.max_weave, p.min_weave, p.mode,
+                              motion=motion)
+
+    def corrections(self, clip: Clip, decision: dict[str, Any] | None = None,
+                    motion: tuple[np.ndarray, list[int]] | None = None) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """(T, 2) raw trajectory, (T, 2) correction applied to each frame, rejected estimates."""
         p = self.params
         n, w = clip.num_frames, clip.width
-        decision = decision or self.decision(clip)
-        inc, rejected = _increments(clip.frames, p.max_shift * w / _REF_WIDTH)
+        inc, rejected = motion or self.motion(clip)
+        decision = decision or self.decision(clip, (inc, rejected))
         traj = np.cumsum(inc, axis=0)
         if decision["decision"] == "weave":
             smooth = smooth_trajectory(traj, p.radius, floor=0.05 * w / _REF_WIDTH)
@@ -429,7 +438,7 @@ class Stabilise(Stage):
         else:
             smooth = traj
         lim = p.max_correction * w / _REF_WIDTH
-        corr = np.clip(p.strength * decision.get("strength", 1.0) * (smooth - traj), -lim, lim)
+        corr = np.clip(p.strength * (smooth - traj), -lim, lim)
         corr[np.abs(corr).max(axis=1) < _UNTOUCHED_PX] = 0.0
         assert corr.shape == (n, 2)
         return traj, corr, rejected
@@ -437,14 +446,16 @@ class Stabilise(Stage):
     def process(self, clip: Clip) -> tuple[Clip, dict[str, Any]]:
         p = self.params
         n, h, w = clip.num_frames, clip.height, clip.width
-        decision = _UNDECIDED if n <= 2 or p.strength == 0.0 or p.mode == "off" else self.decision(clip)
+        idle = n <= 2 or p.strength == 0.0 or p.mode == "off"
+        motion = None if idle or self.bound.get("stats") else self.motion(clip)
+        decision = _UNDECIDED if idle else self.decision(clip, motion)
         said = {"decision": decision["decision"], "reason": decision["reason"],
                 "evidence": decision.get("evidence", {})}
         if decision["decision"] == "none":
             zeros = [0.0] * n
             return clip, {"dx": zeros, "dy": zeros, "mean_correction": 0.0, "max_correction": 0.0,
                           "rejected": [], "border": p.border, "zoom": 1.0, **said}
-        traj, corr, rejected = self.corrections(clip, decision)
+        traj, corr, rejected = self.corrections(clip, decision, motion)
         frames = clip.frames
         zoom = self.zoom_factor(w, h)
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0

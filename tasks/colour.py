@@ -15,7 +15,7 @@ from catalog.recipe import Recipe
 from catalog.records import IngestRecord
 from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
-from infra.pipeline.colour import SAMPLES_PER_SHOT, _learned, _read_frames
+from infra.pipeline.colour import SAMPLES_PER_SHOT, learned_grade, read_analysis_frames
 from infra.runtime import current_store, retry_transient
 from infra.settings import load_settings
 from infra.sources import check_reference_path
@@ -38,7 +38,7 @@ def analyse_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, en
         reader = MezzanineReader(current_store(), record, Path(tmp))
         for i, stage in stages.items():
             idx = stage.analysis_frames(start, end, SAMPLES_PER_SHOT)
-            clip = Clip.from_uint(_read_frames(reader, idx), Fraction(record.fps), first_frame=idx[0], color=color)
+            clip = Clip.from_uint(read_analysis_frames(reader, idx), Fraction(record.fps), first_frame=idx[0], color=color)
             out[i] = stage.analyse(clip)
     return out
 
@@ -55,7 +55,7 @@ def learn_grades(recipe: Recipe) -> list[dict[str, Any]]:
         for label, ref in recipe.grade.labelled():
             pairs = read_pairs(check_reference_path(ref.originals, settings, "grade originals"),
                                check_reference_path(ref.graded, settings, "grade stills"))
-            lut, report = _learned(store, pairs, recipe.grade.size)
+            lut, report = learned_grade(store, pairs, recipe.grade.size)
             out.append({"label": label, "shots": ref.shots, "lut": lut, "digest": bound_digest({"lut": lut}),
                         "report": report, "cube": write_cube(lut, f"Reel {label}", [
                             f"learned by Reel from {len(pairs)} graded frame(s): {', '.join(report['frames'])}",

@@ -21,7 +21,7 @@ SAMPLES_PER_SHOT = 12
 ANALYSIS_MAX_SIDE = 640
 
 
-def _read_frames(reader: MezzanineReader, idx: list[int]) -> np.ndarray:
+def read_analysis_frames(reader: MezzanineReader, idx: list[int]) -> np.ndarray:
     """Frames `idx` (sorted), consecutive runs read at once, shrunk to at most ANALYSIS_MAX_SIDE."""
     frames: list[np.ndarray] = []
     i = 0
@@ -39,7 +39,7 @@ def _read_frames(reader: MezzanineReader, idx: list[int]) -> np.ndarray:
 GRADE_LEARNER = "1"  # bump when learn_grade's output changes: cached grades are then relearned
 
 
-def _learned(store: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int) -> tuple[np.ndarray, dict]:
+def learned_grade(store: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int) -> tuple[np.ndarray, dict]:
     """learn_grade on the pairs, cached in the store by the pairs' pixels: a rerun does not relearn."""
     h = hashlib.sha256(f"{GRADE_LEARNER}|{size}".encode())
     for name, o, g in pairs:
