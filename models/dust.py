@@ -59,7 +59,7 @@ def _references(t: int, n: int) -> tuple[int, int] | None:
 
 class Dust(Stage):
     name = "dust"
-    version = "4"
+    version = "5"
     description = "Single-frame dust/dirt blotch detection (motion-compensated SDI) and temporal fill"
     Params = DustParams
 
