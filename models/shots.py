@@ -30,6 +30,15 @@ only on frames t-1..t+`HEAL`, so chunks scored in parallel with that halo give
 exactly the serial rows (`tasks.shots`). Everything else is decided once over
 the whole film's rows by `decide`.
 
+The detector as one object
+--------------------------
+`ShotDetector` (the instance `SHOT_DETECTOR`) bundles all of this: its `version`
+(part of the stored shot table's key), the halo a chunk needs, features of a frame
+(RGB or a luma plane), score rows of a whole film (`score`), of frames pushed one
+by one (`streaming`: the ingest) or of a chunk read with its halo (`score_chunk`:
+the shot-score tasks), and the decision (`decide`). Every caller (ingest, the
+chunk tasks, `reel shots`, `reel stage`) uses it.
+
 Decisions
 ---------
 Hard cuts (`hard_cuts`): the distance between signatures is 1 - normalised
@@ -86,6 +95,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -912,3 +922,57 @@ def detect(frames: Iterable[np.ndarray], rule: CutRule = CutRule(),
 
 def detect_cuts(frames: Iterable[np.ndarray], rule: CutRule = CutRule()) -> list[int]:
     return detect(frames, rule).cuts
+
+
+@dataclass(frozen=True)
+class ShotDetector:
+    """The shot detector (after PySceneDetect's detectors: rules checked once, maths in this module's
+    functions). Every path gives the same score rows for the same frames, and `decide` turns a whole
+    film's rows into cuts and transitions once.
+
+    - ingest: `streaming()` over its decode (rows as frames arrive, memory bounded);
+    - shot-score tasks: frames `chunk_window(start, end, total)` read from the mezzanine, then
+      `score_chunk(frames, start, end, read_start)`;
+    - `reel shots` and `reel stage`: `score(features)` over a file, fed `features(luma, scale, offset)` of
+      each decoded picture's luma plane.
+    """
+
+    cut_rule: CutRule = CutRule()
+    transition_rule: TransitionRule = TransitionRule()
+
+    version: ClassVar[str] = DETECTOR_VERSION  # bump DETECTOR_VERSION when cuts or transitions can change
+    halo_before: ClassVar[int] = 1  # the row of frame t reads frames t-1 ..
+    halo_after: ClassVar[int] = HEAL  # .. t+HEAL
+
+    def features(self, frame: np.ndarray, scale: float | None = None, offset: float = 0.0,
+                 weights: Sequence[float] | None = None) -> FrameFeatures:
+        """What the detector keeps of one picture: an RGB frame, a packed pixel array or a luma plane, code
+        values * scale + offset (see `thumbnail`)."""
+        return features_from_thumbnail(thumbnail(frame, scale, offset, weights))
+
+    def streaming(self) -> StreamingScores:
+        """A scorer for a film's frames pushed in order (`push`, then `finish()` -> rows)."""
+        return StreamingScores()
+
+    def score(self, frames: Iterable[np.ndarray | FrameFeatures]) -> np.ndarray:
+        """(T, ROW_WIDTH) rows of a whole film, streaming (frames or their `features`)."""
+        return score_frames(frames)
+
+    def chunk_window(self, start: int, end: int, total: int) -> tuple[int, int]:
+        """Frames [lo, hi) to read for the rows of frames [start, end) of a film of `total` frames."""
+        return max(0, start - self.halo_before), min(total, end + self.halo_after)
+
+    def score_chunk(self, frames: Sequence[np.ndarray], start: int, end: int, read_start: int) -> np.ndarray:
+        """Rows of frames [start, end) from `frames` = the film's frames read_start .. (`chunk_window`):
+        equal to those rows of `score` over the whole film."""
+        return score_rows([frame_features(f) for f in frames], start - read_start, end - start)
+
+    def decide(self, rows: np.ndarray) -> Detection:
+        """Cuts and transitions from a whole film's rows."""
+        return decide(rows, self.cut_rule, self.transition_rule)
+
+    def detect(self, frames: Iterable[np.ndarray | FrameFeatures]) -> Detection:
+        return self.decide(self.score(frames))
+
+
+SHOT_DETECTOR = ShotDetector()
