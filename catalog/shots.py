@@ -99,10 +99,10 @@ class DetectedShots:
     def to_json(self) -> dict[str, Any]:
         """As `reel shots --json` prints it: {"cuts", "cut_seconds", "transitions": [{"start", "end", "kind",
         "start_seconds", "end_seconds"}], "frames", "fps": "num/den", "detector_version"}."""
-        spans = [dict(zip(("start", "end", "kind"), _range(t), strict=True)) for t in self.transitions]
+        spans = [_range(t) for t in self.transitions]
         return {"cuts": list(self.cuts), "cut_seconds": [self.seconds(c) for c in self.cuts],
-                "transitions": [{**t, "start_seconds": self.seconds(t["start"]), "end_seconds": self.seconds(t["end"])}
-                                for t in spans],
+                "transitions": [{"start": a, "end": b, "kind": kind, "start_seconds": self.seconds(a),
+                                 "end_seconds": self.seconds(b)} for a, b, kind in spans],
                 "frames": self.frames, "fps": f"{self.fps.numerator}/{self.fps.denominator}",
                 "detector_version": self.detector_version}
 
