@@ -22,7 +22,16 @@ import pandas as pd
 from catalog.bindings import ShotBindings, prepare_shots
 from catalog.shots import DetectedShots, Piece, plan_pieces, shot_table
 from infra.luma import DecodedTimes, picture_features
-from infra.media import MediaInfo, VideoInfo, count_frames, encode_master, frame_times, iter_frames, probe
+from infra.media import (
+    MediaError,
+    MediaInfo,
+    VideoInfo,
+    count_frames,
+    encode_master,
+    frame_times,
+    iter_frames,
+    probe,
+)
 from infra.settings import Settings
 from models.chain import PieceOutput, check_chain, run_piece
 from models.clip import Clip
@@ -145,7 +154,11 @@ def windowed(frames: Iterator[np.ndarray], pieces: list[Piece]) -> Iterator[tupl
     buf_start = 0
     for piece in pieces:
         while buf_start + len(buf) < piece.read_end:
-            buf.append(next(frames))
+            frame = next(frames, None)
+            if frame is None:
+                raise MediaError(f"the file ended at frame {buf_start + len(buf)}, before frame {piece.read_end - 1} "
+                                 "that its container declares")
+            buf.append(frame)
         drop = piece.read_start - buf_start
         if drop > 0:
             del buf[:drop]
