@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,15 +107,14 @@ def boundary_scores(cuts: list[int], found_tr: list[dict], true_cuts: list[int],
 
 
 def render_synth(out_dir: Path, seed: int, size: str, shots: int, fps_frames: int) -> dict[str, Any]:
-    from flows.cli import main as reel
-
     path = out_dir / f"synth-s{seed}-{size}.mkv"
     truth_path = path.with_name(path.stem + ".truth.json")
-    if not (path.exists() and truth_path.exists()):
+    if not (path.exists() and truth_path.exists()):  # the `reel synth` command, run as a command
         argv = ["synth", str(path), "--seed", str(seed), "--size", size, "--shots", str(shots),
                 "--frames-per-shot", str(fps_frames), "--flashes", "--transitions"]
-        if reel(argv) != 0:
-            raise RuntimeError(f"reel {' '.join(argv)} failed")
+        done = subprocess.run([sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"reel {' '.join(argv)} failed: {done.stderr.strip()[-500:]}")
     truth = json.loads(truth_path.read_text())
     return {"name": path.stem, "set": "synthetic", "path": path, "cuts": truth["cuts"],
             "transitions": [{k: t[k] for k in ("start", "end", "kind")} for t in truth.get("transitions", [])],
