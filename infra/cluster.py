@@ -11,6 +11,7 @@ starts (in the background, while the flow ingests) and closes it when the run en
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,18 @@ from infra.settings import Settings
 # benchmark). The deploy image does the same for `dask worker` with infra/deploy/dask.yaml.
 # Set while a LocalCluster is made: each Nanny reads it once, when it is created (its restarts keep it).
 WORKER_DASK_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+def _forget_foreign_trim_threshold() -> None:
+    """A nanny copies its pre-spawn settings into its own process's environment (distributed's
+    WorkerProcess.start), so a LocalCluster made earlier in this process by anything else (a notebook, a
+    test) leaves Dask's MALLOC_TRIM_THRESHOLD_ there, and every later worker process inherits it. Drop
+    that value (only Dask's own: a value someone chose is kept); this process's own malloc read its
+    settings when it started, so nothing changes for it."""
+    dask_value = (dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}).get(
+        "MALLOC_TRIM_THRESHOLD_")
+    if dask_value is not None and os.environ.get("MALLOC_TRIM_THRESHOLD_") == str(dask_value):
+        del os.environ["MALLOC_TRIM_THRESHOLD_"]
 
 
 def local_cluster_kwargs(settings: Settings) -> dict[str, Any]:
@@ -81,6 +94,7 @@ class RunsCluster:
         from distributed import Client, LocalCluster
 
         try:
+            _forget_foreign_trim_threshold()
             with dask.config.set(WORKER_DASK_CONFIG):
                 self._cluster = LocalCluster(**local_cluster_kwargs(self.settings))
             with Client(self._cluster, set_as_default=False) as client:

@@ -61,7 +61,7 @@ def test_address_before_start_is_a_usage_error(tmp_path):
         RunsCluster(Settings(store=str(tmp_path))).address()
 
 
-def test_a_flow_runs_own_cluster_starts_when_the_flow_asks_and_closes_with_the_run(tmp_path):
+def test_a_flow_runs_own_cluster_starts_when_the_flow_asks_and_closes_with_the_run(tmp_path, monkeypatch):
     """The flow's default runner (no cluster given) starts nothing when it is made or entered; the flow's
     start_workers starts a LocalCluster from the run's settings in the background (workers import the task
     modules and run without Dask's MALLOC_TRIM_THRESHOLD_), the client connects on first use, and leaving
@@ -73,6 +73,9 @@ def test_a_flow_runs_own_cluster_starts_when_the_flow_asks_and_closes_with_the_r
 
     settings = Settings(store=str(tmp_path), dask_workers=1, dask_threads_per_worker=1)
     before = dask.config.get("distributed.nanny.pre-spawn-environ")
+    # what a LocalCluster made earlier in this process by anything else leaves behind (its nanny copies
+    # Dask's pre-spawn settings into the parent's environment)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", str(before["MALLOC_TRIM_THRESHOLD_"]))
     with ClusterTaskRunner().duplicate() as runner:
         assert not any(t.name == "reel-cluster" for t in threading.enumerate())  # entering starts nothing
         start_workers(runner, settings)
