@@ -16,13 +16,14 @@ database is created once) on synthetic films rendered here. Writes OUT/ops.json 
 2. scaling: flow wall time with REEL_DASK_WORKERS=2 vs 1 (1 thread each) on the SHOTS film;
    REPS repetitions each, interleaved, medians. Goal: speed-up >= 1.5.
 3. overhead: the same work with no Prefect, Dask or store, in a plain loop (its own subprocess,
-   timed inside it after imports): decode the source with PyAV (infra.media.iter_frames), detect
-   cuts (flows.cli.detect_file_cuts), plan pieces as the flow does (catalog.shots.plan_pieces with
-   REEL_PIECE_FRAMES and the recipe's context), run the recipe's stages on each piece with
-   models.chain.run_chain, measure QC per piece and join it per shot (models.qc.measure_piece and
-   finish_shot: the flow's metrics and PNG
-   pictures, from frames held in memory), and encode the recipe's masters (FFV1 16-bit + ProRes,
-   audio copied) with infra.media.encode_master. No mezzanine, no store, no intermediate files but
+   timed inside it after imports), through the one-file pipeline `reel stage` runs
+   (infra.pipeline.file: the flow's parts): detect shots (the shot detector), analyse the shots of
+   the shot-analysis stages and bind their statistics (the per-shot preparation hook), plan pieces
+   as the flow does (REEL_PIECE_FRAMES and the recipe's context), decode the source once and run the
+   recipe's stages on each piece (models.chain.run_piece), measure QC per piece and join it per shot
+   (models.qc.measure_piece and finish_shot: the flow's metrics and PNG pictures, from frames held in
+   memory), and encode the recipe's masters (FFV1 16-bit + ProRes, audio copied) with
+   infra.media.encode_master. No mezzanine, no store, no intermediate files but
    two raw arrays. Compared with the REEL_DASK_WORKERS=1 runs of (2), interleaved:
    - flow wall: the flow run's own start..end from the Prefect database: ingest, shot detection,
      restore, QC, publish. The API and the Dask cluster are already up: `reel restore` starts its
@@ -267,51 +268,46 @@ def run_rerun_pair(film: Path, work: Path, name: str, prefect_home: Path, shot: 
 
 
 def plain_loop(src: Path, work: Path) -> dict[str, float]:
-    """Decode -> cuts -> pieces -> run_chain -> QC per shot -> masters, no orchestration; seconds after
-    imports, by phase."""
+    """Decode -> shots -> shot analysis -> pieces -> stage loop -> QC per shot -> masters, no orchestration;
+    seconds after imports, by phase. The pipeline is `infra.pipeline.file`'s (the flow's parts: shot
+    detector, pieces, per-shot preparation, `models.chain.run_piece`); only the QC bookkeeping is here."""
     import numpy as np
 
     from catalog.recipe import BUILTIN_RECIPES
-    from catalog.shots import plan_pieces, shot_table
-    from flows.cli import detect_file_cuts, windowed
-    from infra.media import encode_master, iter_frames, probe
-    from infra.settings import load_settings
-    from models.chain import run_chain
-    from models.clip import Clip
+    from infra.media import encode_master
+    from infra.pipeline.file import decode_depth, plan_file, probe_file, restore_file_pieces
+    from infra.runtime import process_runtime
     from models.qc import finish_shot, measure_piece
 
     t0 = time.perf_counter()
+    settings = process_runtime().settings
     recipe = BUILTIN_RECIPES[RECIPE]
-    info = probe(src)
-    v = info.video
-    depth = 8 if v.bit_depth <= 8 else 16
-    found = detect_file_cuts(src)
-    shots = shot_table(found["cuts"], found["frames"], v.fps, found["transitions"])
-    pieces = plan_pieces(shots, load_settings().piece_frames, recipe.context_frames())
-    t_cuts = time.perf_counter()
     stages = recipe.build()
+    info = probe_file(src, settings)
+    plan = plan_file(stages, src, info, settings)  # shots detected, per-shot analysis bound
+    v = plan.video
+    depth = decode_depth(v)
+    frames_total = int(plan.shots["end_frame"].iloc[-1])
+    t_cuts = time.perf_counter()
     # the flow keeps source chunks and restored segments on disk too; here two raw arrays
-    shape = (found["frames"], v.height, v.width, 3)
+    shape = (frames_total, v.height, v.width, 3)
     source = np.lib.format.open_memmap(work / "plain-source.npy", mode="w+",
                                        dtype=np.uint8 if depth == 8 else np.uint16, shape=shape)
     out = np.lib.format.open_memmap(work / "plain-restored.npy", mode="w+", dtype=np.uint16, shape=shape)
     reports: dict[int, list[dict[str, Any]]] = {}
     measured: dict[int, list[Any]] = {}
-    bounds = {int(r.shot): (int(r.start_frame), int(r.end_frame)) for r in shots.itertuples(index=False)}
+    bounds = {int(r.shot): (int(r.start_frame), int(r.end_frame)) for r in plan.shots.itertuples(index=False)}
     t_qc = 0.0
-    for piece, frames in windowed(iter_frames(src, depth=depth), pieces):
+    for piece, frames, done in restore_file_pieces(stages, plan, src):
         a, b = piece.start - piece.read_start, piece.end - piece.read_start
         source[piece.start:piece.end] = frames[a:b]
-        clip = Clip.from_uint(frames, v.fps, piece.read_start, v.color)
-        res, reps = run_chain(stages, clip, a, b)
-        restored = res.to_uint(np.uint16)
-        out[piece.start:piece.end] = restored
-        reports.setdefault(piece.shot, []).extend(reps)
+        out[piece.start:piece.end] = done.frames
+        reports.setdefault(piece.shot, []).extend(done.reports)
         t = time.perf_counter()  # QC as the flow measures it: per piece, frames in memory
         s0, s1 = bounds[piece.shot]
         measured.setdefault(piece.shot, []).append(measure_piece(
-            frames[a:b], restored, shot_start=s0, shot_end=s1, start=piece.start, bit_depth=depth,
-            before=source[piece.start - 1] if piece.start > s0 else None))
+            frames[a:b], done.frames, shot_start=s0, shot_end=s1, start=piece.start, bit_depth=depth,
+            grade_lut=plan.bindings[piece.shot].lut, before=source[piece.start - 1] if piece.start > s0 else None))
         t_qc += time.perf_counter() - t
     t = time.perf_counter()
     for shot, (s0, s1) in bounds.items():
@@ -327,8 +323,8 @@ def plain_loop(src: Path, work: Path) -> dict[str, float]:
     for path in (work / "plain-source.npy", work / "plain-restored.npy", *work.glob("plain-master-*"),
                  *work.glob("plain-qc-*.json")):
         path.unlink()  # as the flow runs' stores are removed: nothing left to write back during the next run
-    return {"total_s": t_end - t0, "probe_and_cuts_s": t_cuts - t0, "decode_and_chain_s": t_chain - t_cuts - t_qc,
-            "qc_s": t_qc, "masters_s": t_end - t_chain}
+    return {"total_s": t_end - t0, "probe_shots_analysis_s": t_cuts - t0,
+            "decode_and_chain_s": t_chain - t_cuts - t_qc, "qc_s": t_qc, "masters_s": t_end - t_chain}
 
 
 def run_plain(film: Path, work: Path) -> dict[str, float]:

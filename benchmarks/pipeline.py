@@ -67,13 +67,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from catalog.recipe import BUILTIN_RECIPES
-    from flows.cli import detect_file_cuts
     from flows.restore_title import restore_title
-    from infra.cluster import make_task_runner
     from infra.media import write_film
+    from infra.pipeline.file import shots_of_file
     from infra.prefect_api import shared_prefect_api
-    from infra.runtime import current_store
-    from infra.settings import load_settings
+    from infra.runtime import process_runtime
     from models.metrics import cut_scores, psnr, resize_to, ssim_luma
     from models.synth import SynthConfig, render_film
 
@@ -91,7 +89,7 @@ def main() -> None:
         n = film.truth["frames"]
 
         with shared_prefect_api():
-            run = restore_title.with_options(task_runner=make_task_runner(load_settings()))
+            run = restore_title  # its runner starts a LocalCluster of its own for each run, from the settings
             # warm-up: imports, cluster start paths and the API's first requests are not the pipeline
             run(source=str(src), title="warmup", recipe=BUILTIN_RECIPES["identity"].model_copy(
                 update={"masters": ["ffv1"]}))
@@ -110,7 +108,7 @@ def main() -> None:
             second = run(source=str(src2), title="bench-addressed", recipe="defects")
             master2 = tmp_path / "master2.mkv"
 
-            store = current_store()
+            store = process_runtime().store
             manifest = first["manifest"]
             master = tmp_path / "master.mkv"
             store.get_file(layout.published_key("bench-defects", manifest["version"], "master.mkv"), master)
@@ -158,12 +156,12 @@ def main() -> None:
             f = render_film(SynthConfig(width=w, height=h, shots=5, frames_per_shot=16, seed=100 + seed))
             p = tmp_path / f"cuts{seed}.mkv"
             write_film(p, f.degraded, Fraction(f.truth["fps"]))
-            cuts[f"synthetic-seed{100 + seed}"] = cut_scores(detect_file_cuts(p)["cuts"], f.truth["cuts"])
+            cuts[f"synthetic-seed{100 + seed}"] = cut_scores(shots_of_file(p, process_runtime().settings).cuts, f.truth["cuts"])
         truth_file = SHARED / "cuts.json"
         if truth_file.exists():
             truth = json.loads(truth_file.read_text())
             for name, t in truth.items():
-                cuts[name] = cut_scores(detect_file_cuts(SHARED / name)["cuts"], t["cuts"])
+                cuts[name] = cut_scores(shots_of_file(SHARED / name, process_runtime().settings).cuts, t["cuts"])
         results["cuts"] = {k: {m: round(v, 3) for m, v in s.items()} for k, s in cuts.items()}
         results["cuts_mean_f1"] = round(float(np.mean([s["f1"] for s in cuts.values()])), 3)
 

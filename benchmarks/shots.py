@@ -19,7 +19,7 @@ Measures, per clip and per clip set:
 - the same clips through PySceneDetect's ContentDetector and AdaptiveDetector, defaults and
   luma_only=True (they report cuts only: in cut F1 a cut they report inside a fade or dissolve is a
   false cut; in shot-change F1 it counts);
-- speed: Reel's detection over a clip (`flows.cli.detect_file_cuts`: decode, features, decision,
+- speed: Reel's detection over a clip (`infra.pipeline.file.shots_of_file`: decode, features, decision,
   frame times) against plain PyAV decoding of the same clip to rgb24 ndarrays, each repeated 3x,
   interleaved, median taken; reported as decode throughput ratio (1.0 = as fast as decoding).
 
@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,15 +107,14 @@ def boundary_scores(cuts: list[int], found_tr: list[dict], true_cuts: list[int],
 
 
 def render_synth(out_dir: Path, seed: int, size: str, shots: int, fps_frames: int) -> dict[str, Any]:
-    from flows.cli import main as reel
-
     path = out_dir / f"synth-s{seed}-{size}.mkv"
     truth_path = path.with_name(path.stem + ".truth.json")
-    if not (path.exists() and truth_path.exists()):
+    if not (path.exists() and truth_path.exists()):  # the `reel synth` command, run as a command
         argv = ["synth", str(path), "--seed", str(seed), "--size", size, "--shots", str(shots),
                 "--frames-per-shot", str(fps_frames), "--flashes", "--transitions"]
-        if reel(argv) != 0:
-            raise RuntimeError(f"reel {' '.join(argv)} failed")
+        done = subprocess.run([sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"reel {' '.join(argv)} failed: {done.stderr.strip()[-500:]}")
     truth = json.loads(truth_path.read_text())
     return {"name": path.stem, "set": "synthetic", "path": path, "cuts": truth["cuts"],
             "transitions": [{k: t[k] for k in ("start", "end", "kind")} for t in truth.get("transitions", [])],
@@ -180,17 +181,19 @@ def speed(path: Path, repeats: int = 3) -> dict[str, float]:
     `infra.media.probe` (a child process that guards against inputs that crash FFmpeg: a fixed cost per
     file, ~0.1-0.2 s here); `ratio_without_probe` leaves it out, which is what a long film sees.
     """
-    from flows.cli import detect_file_cuts
     from infra.media import probe
+    from infra.pipeline.file import shots_of_file
+    from infra.settings import load_settings
 
+    settings = load_settings()
     plain_decode(path)  # warm the page cache and the imports
-    detect_file_cuts(path)
+    shots_of_file(path, settings)
     t_dec, t_det, t_probe = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         n = plain_decode(path)
         t1 = time.perf_counter()
-        detect_file_cuts(path)
+        shots_of_file(path, settings)
         t2 = time.perf_counter()
         probe(path)
         t3 = time.perf_counter()
@@ -214,8 +217,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="two synthetic films, no PySceneDetect, one speed clip")
     args = ap.parse_args(argv)
 
-    from flows.cli import detect_file_cuts
+    from infra.pipeline.file import shots_of_file
+    from infra.settings import load_settings
     from models.metrics import cut_scores
+
+    settings = load_settings()
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "true_cuts": clip["cuts"], "true_transitions": clip["transitions"], "methods": {}}
         for name, cls_name, kwargs in methods:
             if cls_name is None:
-                res = detect_file_cuts(clip["path"])
+                res = shots_of_file(clip["path"], settings).to_json()
                 cuts, trans = res["cuts"], res["transitions"]
             else:
                 cuts, trans = scenedetect_cuts(clip["path"], cls_name, kwargs), []

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from typing import Any, Literal
 
 import yaml
@@ -22,6 +23,8 @@ from models.registry import STAGES, make_stage
 from models.stage import Stage
 
 MasterCodec = Literal["ffv1", "prores"]
+DEFAULT_MASTERS: tuple[MasterCodec, ...] = ("ffv1", "prores")
+GRADE_STAGE = "grade"  # the stage a recipe's grade section (or a .cube) feeds
 
 
 class StageSpec(BaseModel):
@@ -130,7 +133,7 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="recipe name")
     stages: list[StageSpec] = Field(default_factory=list, description="stages in the order they run")
-    masters: list[MasterCodec] = Field(default_factory=lambda: ["ffv1", "prores"],
+    masters: list[MasterCodec] = Field(default_factory=lambda: list(DEFAULT_MASTERS),
                                        description="masters to publish; the first is the archival master")
     qc: QCThresholds = Field(default_factory=QCThresholds)
     grade: GradeSection | None = Field(None, description="reference pairs the 'grade' stage learns its LUTs from")
@@ -147,18 +150,37 @@ class Recipe(BaseModel):
     @model_validator(mode="after")
     def _grade_needs_stage(self) -> Recipe:
         names = [s.name for s in self.stages]
-        if self.grade is not None and "grade" not in names:
+        if self.grade is not None and GRADE_STAGE not in names:
             raise ValueError("the recipe names grade references but has no 'grade' stage")
-        if "grade" in names:
-            spec = self.stages[names.index("grade")]
+        if GRADE_STAGE in names:
+            spec = self.stages[names.index(GRADE_STAGE)]
             if self.grade is None and not spec.params.get("cube"):
                 raise ValueError("the 'grade' stage needs a 'grade' section with reference pairs, or cube=FILE")
             if self.grade is not None and "colour" in names:
                 raise ValueError("a learned grade replaces the automatic 'colour' correction (its reference "
                                  "frames are uncorrected): drop 'colour' from this recipe")
-        if names.count("grade") > 1:
+        if names.count(GRADE_STAGE) > 1:
             raise ValueError("a recipe has at most one 'grade' stage")
         return self
+
+    def grade_cube(self) -> str | None:
+        """The .cube file the grade stage is given (`cube=FILE`), when the recipe has no grade section."""
+        if self.grade is not None:
+            return None
+        spec = next((s for s in self.stages if s.name == GRADE_STAGE), None)
+        return str(spec.params["cube"]) if spec is not None and spec.params.get("cube") else None
+
+    def with_paths(self, fix: Callable[[str], str]) -> Recipe:
+        """This recipe with every file reference (grade reference folders, the grade stage's .cube) passed
+        through `fix` (e.g. made absolute), validated again."""
+        data = self.model_dump(mode="json")
+        for st in data["stages"]:
+            if st["name"] == GRADE_STAGE and st["params"].get("cube"):
+                st["params"]["cube"] = fix(st["params"]["cube"])
+        if data.get("grade"):
+            for ref in data["grade"]["references"]:
+                ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
+        return Recipe.model_validate(data)
 
     @field_validator("stages", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.ids import validate_title_id
 from catalog.layout import work_prefix
+from models.clip import ColorInfo
 
 __all__ = ["IngestRecord", "SegmentRecord", "work_prefix"]
 
@@ -46,6 +47,11 @@ class IngestRecord(BaseModel):
     @property
     def fps_fraction(self) -> Fraction:
         return Fraction(self.fps)
+
+    @property
+    def color_info(self) -> ColorInfo:
+        """The source's colour description (an old record without its bit depth: the mezzanine's)."""
+        return ColorInfo(**{**self.color, "bit_depth": self.color.get("bit_depth", self.bit_depth)})
 
     @property
     def work_prefix(self) -> str:

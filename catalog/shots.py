@@ -73,6 +73,41 @@ def shot_table(cuts: list[int], total_frames: int, fps: Fraction, transitions: I
 
 
 @dataclass(frozen=True)
+class DetectedShots:
+    """What the shot detector found in a film: hard cuts (0-based index of the first frame of each new
+    shot), gradual transitions (objects or mappings with start, end (exclusive), kind), the number of
+    frames, the nominal rate, and each frame's presentation time in seconds relative to frame 0 (its own
+    timestamp: right for variable frame rates)."""
+
+    cuts: list[int]
+    transitions: list[Any]
+    frames: int
+    fps: Fraction
+    frame_seconds: list[float]
+    detector_version: str
+
+    def table(self) -> pd.DataFrame:
+        """The shot table (`shot_table`): transitions as rows of their own."""
+        return shot_table(self.cuts, self.frames, self.fps, self.transitions)
+
+    def seconds(self, frame: int) -> float:
+        """Time of frame `frame` (for `frames`, the end: the last frame's time plus one nominal frame)."""
+        if frame < self.frames:
+            return round(self.frame_seconds[frame], 6)
+        return round(self.frame_seconds[-1] + float(1 / self.fps), 6) if self.frames else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """As `reel shots --json` prints it: {"cuts", "cut_seconds", "transitions": [{"start", "end", "kind",
+        "start_seconds", "end_seconds"}], "frames", "fps": "num/den", "detector_version"}."""
+        spans = [_range(t) for t in self.transitions]
+        return {"cuts": list(self.cuts), "cut_seconds": [self.seconds(c) for c in self.cuts],
+                "transitions": [{"start": a, "end": b, "kind": kind, "start_seconds": self.seconds(a),
+                                 "end_seconds": self.seconds(b)} for a, b, kind in spans],
+                "frames": self.frames, "fps": f"{self.fps.numerator}/{self.fps.denominator}",
+                "detector_version": self.detector_version}
+
+
+@dataclass(frozen=True)
 class Piece:
     """A unit of restoration work: frames [start, end) of one shot plus halo frames read around it.
 

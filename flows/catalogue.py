@@ -15,7 +15,7 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from prefect import flow
@@ -33,6 +33,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
 from catalog import layout
+from catalog.recipe import MAX_RECIPE_BYTES
 from catalog.status import (
     ACTIVE_RUN_STATES,
     FAILED_RUN_STATES,
@@ -49,7 +50,8 @@ from catalog.status import (
 from catalog.titles import Title
 from flows.recipes import resolve_recipe
 from infra.catalogue_io import SourceChecksums, read_catalogue
-from infra.settings import Settings, load_settings
+from infra.runtime import process_runtime
+from infra.settings import Settings
 from infra.sources import (
     SourceError,
     SourceNotFound,
@@ -78,12 +80,13 @@ def restore_run_name(title_id: str) -> str:
 # --------------------------------------------------------------------------- status
 
 
-def gather_facts(settings: Settings) -> list[tuple[Title, TitleFacts]]:
-    """Every catalogue title with what is known about it now, in catalogue order."""
+def gather_facts(settings: Settings, store: Store | None = None) -> list[tuple[Title, TitleFacts]]:
+    """Every catalogue title with what is known about it now, in catalogue order (`store`: the settings'
+    store, opened here when not given)."""
     titles = read_catalogue(settings.catalogue, settings.catalogue_max_bytes, settings.catalogue_max_rows)
-    store = open_store(settings.store_config())
+    store = store or open_store(settings.store_config())
     checksums = SourceChecksums(store)
-    recipe_of = functools.cache(recipe_facts)  # many titles share a recipe
+    recipe_of = functools.cache(lambda recipe: recipe_facts(recipe, settings.recipe_max_bytes))  # shared by titles
     runs = latest_runs([t.id for t in titles])
     published = published_facts_all(store, [t.id for t in titles])  # one listing, not one per title
     source_of = functools.cache(lambda source: source_facts(source, settings, checksums))
@@ -154,10 +157,10 @@ def _shown_identity(identity: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in identity.items() if v is not None)
 
 
-def recipe_facts(recipe: str) -> dict[str, str]:
-    """{"chain_hash"} of a valid recipe, else {"recipe_error"}."""
+def recipe_facts(recipe: str, max_bytes: int = MAX_RECIPE_BYTES) -> dict[str, str]:
+    """{"chain_hash"} of a valid recipe (a file of at most `max_bytes`), else {"recipe_error"}."""
     try:
-        return {"chain_hash": resolve_recipe(recipe).chain_hash()}
+        return {"chain_hash": resolve_recipe(recipe, max_bytes).chain_hash()}
     except (ValueError, OSError) as e:
         return {"recipe_error": " ".join(str(e).split()) or type(e).__name__}
 
@@ -261,15 +264,16 @@ def catalogue_sweep(catalogue: str | None = None, max_concurrent: int | None = N
     Publishes the status table as the "catalogue-status" artifact. Returns
     {"started": [...], "skipped": [...], "active": n, "max_concurrent": m}.
     """
-    settings = load_settings()
+    rt = process_runtime()  # settings read and the store opened once for the sweep
+    settings = rt.settings
     if catalogue is not None:
         settings = settings.model_copy(update={"catalogue": catalogue})
     starter = None if dry_run else functools.partial(start_restore, deployment=deployment)
-    result = run_sweep(settings, starter, max_concurrent=max_concurrent)
+    result = run_sweep(settings, starter, max_concurrent=max_concurrent, store=rt.store)
     create_table_artifact(result.pop("status"), key=STATUS_ARTIFACT_KEY,
                           description=f"catalogue {settings.catalogue}: state of every title")
     if not dry_run:
-        for path in remove_stale_temp(settings):
+        for path in remove_stale_temp(settings, rt.store):
             print(f"removed {path}, left by an interrupted write")
     for s in result["started"]:
         run = "(dry run: not started)" if dry_run else f"as run {s['run_id']}"
@@ -282,10 +286,10 @@ def catalogue_sweep(catalogue: str | None = None, max_concurrent: int | None = N
 
 
 def run_sweep(settings: Settings, starter: Starter | None, *, active: int | None = None,
-              max_concurrent: int | None = None) -> dict[str, Any]:
+              max_concurrent: int | None = None, store: Store | None = None) -> dict[str, Any]:
     """The sweep without the flow around it: status, free slots, start the due titles with `starter`
     (None: start nothing, a dry run). Also returns the status rows under "status"."""
-    facts = gather_facts(settings)
+    facts = gather_facts(settings, store)
     rows = status_rows(facts)
     state_of = {r["id"]: r for r in rows}
     active = count_active_restores() if active is None else active
@@ -303,10 +307,10 @@ def run_sweep(settings: Settings, starter: Starter | None, *, active: int | None
             "max_concurrent": limit, "status": rows}
 
 
-def remove_stale_temp(settings: Settings) -> list[str]:
+def remove_stale_temp(settings: Settings, store: Store | None = None) -> list[str]:
     """Temp files of interrupted writes in a local store, older than REEL_TEMP_MAX_AGE_S, deleted (an S3
     server drops incomplete multipart uploads by its own lifecycle rule: see docs/operations.md)."""
-    store = open_store(settings.store_config())
+    store = store or open_store(settings.store_config())
     return store.remove_stale_temp(settings.temp_max_age_s) if isinstance(store, LocalStore) else []
 
 
@@ -334,7 +338,7 @@ def start_restore(title: Title, deployment: str = RESTORE_DEPLOYMENT) -> str:
     run = run_deployment(name=deployment, timeout=0, as_subflow=False, tags=[SWEEP_TAG],
                          flow_run_name=restore_run_name(title.id),
                          parameters={"source": title.source, "title": title.id, "recipe": title.recipe})
-    return str(run.id)
+    return str(cast(FlowRun, run).id)  # called synchronously: the run, not a coroutine
 
 
 __all__ = [

@@ -87,7 +87,8 @@ def write_example_catalogue(out: Path) -> Path:
     (out / "films").mkdir(parents=True, exist_ok=True)
     rows = []
     for t in EXAMPLE_TITLES:
-        cfg = SynthConfig(**EXAMPLE_FILM, seed=t["seed"])
+        cfg = SynthConfig(width=EXAMPLE_FILM["width"], height=EXAMPLE_FILM["height"], shots=EXAMPLE_FILM["shots"],
+                          frames_per_shot=EXAMPLE_FILM["frames_per_shot"], seed=t["seed"])
         film = render_film(cfg)
         source = f"films/{t['id']}.mkv"
         write_film(out / source, film.degraded, Fraction(cfg.fps), (film.audio, film.audio_sample_rate))

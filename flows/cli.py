@@ -9,7 +9,6 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -74,91 +73,18 @@ def _parse_wxh(text: str) -> tuple[int, int]:
 
 
 # --- shots -------------------------------------------------------------------------------------
-def detect_file_cuts(source: Path) -> dict[str, Any]:
-    """Cuts and transitions of a media file, as `reel shots --json` prints them.
-
-    {"cuts": [frame, ...], "cut_seconds": [s, ...], "transitions": [{"start", "end", "kind",
-    "start_seconds", "end_seconds"}, ...], "frames": n, "fps": "num/den", "detector_version": v}.
-    Frames are 0-based decoded-frame indices; a cut is the first frame of a new shot; a transition
-    covers frames start .. end-1 (end exclusive), kind "fade_out", "fade_in" or "dissolve".
-    Seconds are the frames' own presentation times (infra.media.frame_times), relative to frame 0,
-    so they are right for variable-frame-rate files; end_seconds is the time of frame `end` (for a
-    transition running to the last frame: that frame's time plus one nominal frame duration).
-    Y'CbCr sources are analysed on their luma plane as decoded (no RGB conversion: fast).
-    """
-    import av
-
-    from infra.media import MediaError, frame_times, probe
-    from infra.settings import load_settings
-    from models.shots import DETECTOR_VERSION, decide, features_from_thumbnail, score_frames, thumbnail
-
-    info = probe(source, timeout_s=load_settings().probe_timeout_s)
-    assert info.video is not None
-    packed_rgb = {"rgb24", "bgr24", "rgba", "bgra", "argb", "abgr", "rgb0", "bgr0", "0rgb", "0bgr"}
-    decoded_pts: list[int | None] = []
-    time_base: list[Fraction] = []
-
-    def luma_thumbnail(frame: av.VideoFrame) -> np.ndarray:
-        name = frame.format.name
-        plane = frame.planes[0]
-        if name.startswith(("yuv", "nv12", "nv21")) and not name.endswith("be"):  # the luma plane as decoded
-            bits = frame.format.components[0].bits
-            y = np.frombuffer(plane, np.uint8 if bits <= 8 else np.uint16).reshape(plane.height, -1)
-            y = y[:, : plane.width]
-            if name.startswith("yuvj") or frame.color_range == 2:  # full range
-                return thumbnail(y, 1.0 / ((1 << bits) - 1))
-            lo, span = 16 << (bits - 8), 219 << (bits - 8)
-            return thumbnail(y, 1.0 / span, -lo / span)
-        order = name[:3] if name.endswith("24") else name[:4]
-        if name in packed_rgb and set("rgb") <= set(order):  # packed 8-bit RGB: weigh the channels in place
-            weights = [0.0] * len(order)
-            for ch, k in zip("rgb", (0.2126, 0.7152, 0.0722), strict=True):
-                weights[order.index(ch)] = k
-            px = np.frombuffer(plane, np.uint8).reshape(plane.height, -1)[:, : plane.width * len(order)]
-            return thumbnail(px.reshape(plane.height, plane.width, len(order)), weights=weights)
-        return thumbnail(frame.to_ndarray(format="rgb24"))
-
-    def features() -> Iterator[Any]:
-        with av.open(str(source)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            time_base.append(stream.time_base or Fraction(1, 1))
-            try:
-                for frame in container.decode(stream):
-                    decoded_pts.append(frame.pts)
-                    yield features_from_thumbnail(luma_thumbnail(frame))
-            except (av.FFmpegError, OSError) as exc:
-                raise MediaError(f"cannot read media {str(source)!r}: decoding failed at frame "
-                                 f"{len(decoded_pts)} ({exc})") from None
-
-    rows = score_frames(features())
-    det = decide(rows)
-    n = int(rows.shape[0])
-    fps = info.video.fps
-    times = frame_times(source)
-    if len(times) != n:  # the demuxer and the decoder disagree: use the decoded frames' own stamps
-        if n and all(p is not None for p in decoded_pts):
-            first = min(decoded_pts)
-            times = sorted(float((p - first) * time_base[0]) for p in decoded_pts)
-        else:
-            times = [float(Fraction(i) / fps) for i in range(n)]
-
-    def at(i: int) -> float:
-        return round(times[i] if i < n else (times[-1] + float(1 / fps) if n else 0.0), 6)
-
-    return {"cuts": det.cuts, "cut_seconds": [at(c) for c in det.cuts],
-            "transitions": [{**t.to_dict(), "start_seconds": at(t.start), "end_seconds": at(t.end)}
-                            for t in det.transitions],
-            "frames": n, "fps": f"{fps.numerator}/{fps.denominator}", "detector_version": DETECTOR_VERSION}
-
-
 def cmd_shots(args: argparse.Namespace) -> int:
-    result = detect_file_cuts(_existing(args.source))
+    """Cuts and transitions of a media file (`infra.pipeline.file.shots_of_file`); --json prints
+    `catalog.shots.DetectedShots.to_json()`."""
+    from infra.pipeline.file import shots_of_file
+    from infra.runtime import process_runtime
+
+    found = shots_of_file(_existing(args.source), process_runtime().settings)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(found.to_json()))
     else:
-        print(" ".join(str(c) for c in result["cuts"]))
-        for t in result["transitions"]:
+        print(" ".join(str(c) for c in found.cuts))
+        for t in found.to_json()["transitions"]:
             print(f"{t['kind']} {t['start']} {t['end']}")
     return 0
 
@@ -189,20 +115,6 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def windowed(frames: Iterator[np.ndarray], pieces: list[Any]) -> Iterator[tuple[Any, np.ndarray]]:
-    """Yield (piece, frames[read_start:read_end]) from one sequential decode, holding one window at a time."""
-    buf: list[np.ndarray] = []
-    buf_start = 0
-    for piece in pieces:
-        while buf_start + len(buf) < piece.read_end:
-            buf.append(next(frames))
-        drop = piece.read_start - buf_start
-        if drop > 0:
-            del buf[:drop]
-            buf_start = piece.read_start
-        yield piece, np.stack(buf[: piece.read_end - buf_start])
-
-
 def cmd_stage(args: argparse.Namespace) -> int:
     from models.registry import make_stage
 
@@ -210,82 +122,16 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return run_stage_on_file(stage, _existing(args.input), Path(args.output), args.name)
 
 
-def _shot_statistics(stage: Any, src: Path, shots: Any, fps: Any, color: Any, depth: int) -> dict[int, dict]:
-    """Solved shot-analysis statistics per shot, from the frames the stage asks for in each shot."""
-    from infra.media import iter_frames
-    from models.clip import Clip
-
-    want: dict[int, int] = {}
-    for row in shots.itertuples(index=False):
-        for f in stage.analysis_frames(int(row.start_frame), int(row.end_frame), 12):
-            want[int(f)] = int(row.shot)
-    samples: dict[int, list[np.ndarray]] = {}
-    for i, frame in enumerate(iter_frames(src, depth=depth)):
-        if i in want:
-            samples.setdefault(want[i], []).append(frame)
-    ids = [int(s) for s in shots["shot"]]
-    stats = [stage.analyse(Clip.from_uint(np.stack(samples[s]), fps, color=color)) for s in ids]
-    return dict(zip(ids, stage.solve(stats), strict=True))
-
-
 def run_stage_on_file(stage: Any, src: Path, out: Path, label: str) -> int:
-    """Run one stage over a whole file (cut into pieces with halos), writing FFV1 16-bit (.mkv) or
-    ProRes (.mov) with the source's audio; a stage that needs shot statistics gets them per detected shot.
+    """`reel stage` / `reel grade apply`: one stage over a whole file (`infra.pipeline.file.run_stages_on_file`:
+    the flow's shot detector, pieces, per-shot preparation and stage loop), with a progress bar."""
+    from infra.pipeline.file import run_stages_on_file
+    from infra.runtime import process_runtime
 
-    A stage with `frame_factor` k > 1 (frame interpolation) writes k times the frames at k times the
-    frame rate. For every temporal stage (context frames, or k > 1) the pieces end at detected cuts,
-    so no frame is restored or interpolated from another shot's frames."""
-    from catalog.shots import plan_pieces, shot_table
-    from infra.media import encode_master, iter_frames, probe
-    from infra.settings import load_settings
-    from models.clip import Clip
-
-    factor = int(getattr(stage, "frame_factor", 1))
-    if factor < 1:
-        raise ValueError(f"stage {label!r}: frame_factor must be >= 1, got {factor}")
-    if factor > 1 and stage.context_frames < 1:
-        raise ValueError(f"stage {label!r}: frame_factor {factor} needs context_frames >= 1 "
-                         "(the successor of each piece's last frame)")
-    settings = load_settings()
-    info = probe(src, timeout_s=settings.probe_timeout_s)
-    v = info.video
-    assert v is not None
-    depth = 8 if v.bit_depth <= 8 else 16
-    codec = "prores" if out.suffix.lower() == ".mov" else "ffv1"
-    total = v.frames or _count(src)
-    bound: dict[int, dict] = {}
-    if stage.shot_analysis or factor > 1 or stage.context_frames > 0:
-        # temporal stages read neighbours: pieces end at cuts so no frame borrows from another shot
-        found = detect_file_cuts(src)
-        shots = shot_table(found["cuts"], total, v.fps)
-        if stage.shot_analysis:
-            bound = _shot_statistics(stage, src, shots, v.fps, v.color, depth)
-    else:
-        shots = shot_table([], total, v.fps)
-    pieces = plan_pieces(shots, settings.piece_frames, stage.context_frames)
-    ow, oh = stage.output_size(v.width, v.height)
-
-    def restored() -> Iterator[np.ndarray]:
-        for piece, frames in _progress(windowed(iter_frames(src, depth=depth), pieces), len(pieces), label):
-            clip = Clip.from_uint(frames, v.fps, piece.read_start, v.color)
-            st = stage.bind(stats=bound[piece.shot]) if piece.shot in bound else stage
-            done = st(clip)
-            if done.num_frames != clip.num_frames * factor:
-                raise ValueError(f"stage {label!r} returned {done.num_frames} frames for {clip.num_frames} "
-                                 f"(frame_factor {factor})")
-            done = done.slice((piece.start - piece.read_start) * factor, (piece.end - piece.read_start) * factor)
-            yield from done.to_uint(np.uint16)
-
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        written = encode_master(restored(), tmp, width=ow, height=oh, fps=v.fps * factor, codec=codec,
-                                audio_source=str(src) if info.audio else None)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
-    print(f"{label}: {written} frames -> {out} ({ow}x{oh}, {codec}"
-          + (f", {v.fps * factor} fps" if factor > 1 else "") + ")")
+    done = run_stages_on_file([stage], src, out, process_runtime().settings,
+                              progress=lambda pieces, total: _progress(pieces, total, label))
+    print(f"{label}: {done.frames} frames -> {out} ({done.width}x{done.height}, {done.codec}"
+          + (f", {done.fps} fps" if done.factor > 1 else "") + ")")
     return 0
 
 
@@ -325,7 +171,9 @@ def cmd_grade_apply(args: argparse.Namespace) -> int:
 
 def cmd_grade_frames(args: argparse.Namespace) -> int:
     from infra.images import write_image
-    from infra.media import iter_frames, probe
+    from infra.media import iter_frames
+    from infra.pipeline.file import decode_depth, probe_file, video_of
+    from infra.runtime import process_runtime
 
     src = _existing(args.input)
     try:
@@ -334,8 +182,7 @@ def cmd_grade_frames(args: argparse.Namespace) -> int:
         raise ValueError(f"--at takes comma-separated frame numbers, got {args.at!r}") from None
     if not wanted or wanted[0] < 0:
         raise ValueError("--at needs frame numbers >= 0")
-    info = probe(src)
-    depth = 8 if info.video.bit_depth <= 8 else 16
+    depth = decode_depth(video_of(probe_file(src, process_runtime().settings)))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     found = 0
@@ -349,12 +196,6 @@ def cmd_grade_frames(args: argparse.Namespace) -> int:
         raise ValueError(f"{src.name} has fewer frames than {wanted[-1] + 1}: wrote {found} of {len(wanted)}")
     print(f"frames: {found} still(s) (16-bit PNG) -> {out}")
     return 0
-
-
-def _count(src: Path) -> int:
-    from infra.media import count_frames
-
-    return count_frames(src)
 
 
 def _progress(items: Any, total: int, label: str) -> Any:
@@ -375,12 +216,13 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
     from flows.restore_title import run_restore
-    from infra.runtime import current_store
+    from infra.runtime import process_runtime
 
     remote = isinstance(source, str) and "://" in source
-    name = Path(source.split("?")[0].rstrip("/")).stem if remote else Path(source).stem
+    name = Path(str(source).split("?")[0].rstrip("/")).stem if remote else Path(source).stem
     title = validate_title_id(title) if title is not None else slugify(name)
-    rec = resolve_recipe(recipe)  # fail on a bad recipe before starting anything
+    rt = process_runtime()  # the settings and the store of this command, read and opened once
+    rec = resolve_recipe(recipe, rt.settings.recipe_max_bytes)  # fail on a bad recipe before starting anything
     if accept_truncated or stream is not None:
         options = rec.source.model_copy(update={k: v for k, v in (("accept_truncated", accept_truncated or None),
                                                                   ("stream", stream)) if v is not None})
@@ -388,9 +230,9 @@ def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: 
     from infra.progress import watching
 
     with watching():  # frames done, fps and time left: a bar on a terminal, plain lines otherwise
-        summary = run_restore(source if remote else str(Path(source).resolve()), title, rec, **params)
+        summary = run_restore(str(source) if remote else str(Path(source).resolve()), title, rec, **params)
     manifest = summary["manifest"]
-    store = current_store()
+    store = rt.store
     prefix = layout.version_prefix(title, manifest["version"])
     out_dir.mkdir(parents=True, exist_ok=True)
     for o in manifest["outputs"]:
@@ -442,11 +284,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- rerun / serve ------------------------------------------------------------------------------
 def cmd_rerun(args: argparse.Namespace) -> int:
     from flows.rerun import parse_shots, rerun_parameters, rerun_target, start_deployment_run
-    from infra.settings import load_settings
+    from infra.runtime import process_runtime
 
-    settings = load_settings()
+    rt = process_runtime()
     shots = parse_shots(args.shots)
-    source, recipe, origin = rerun_target(args.title, settings) if not (args.source and args.recipe) else (
+    source, recipe, origin = rerun_target(args.title, rt.settings, rt.store) if not (args.source and args.recipe) else (
         args.source, args.recipe, "command line")
     source, recipe = args.source or source, args.recipe or recipe
     params = rerun_parameters(args.title, source, recipe, shots, args.set, args.from_step)
@@ -486,9 +328,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_dir(target)
     else:
         title = validate_title_id(target)
-        from infra.runtime import current_store
+        from infra.runtime import process_runtime
 
-        report = verify_store(current_store(), title, args.version)
+        report = verify_store(process_runtime().store, title, args.version)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

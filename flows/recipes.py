@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.recipe import BUILTIN_RECIPES, Recipe, parse_recipe
-from infra.settings import Settings
+from catalog.recipe import BUILTIN_RECIPES, MAX_RECIPE_BYTES, Recipe, parse_recipe
 
 
-def resolve_recipe(value: str | Recipe) -> Recipe:
+def resolve_recipe(value: str | Recipe, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
+    """A built-in recipe by name, or a YAML/TOML recipe file (at most `max_bytes`: the settings'
+    recipe_max_bytes) with its file references made absolute from the file's folder."""
     if isinstance(value, Recipe):
         return value
     if value in BUILTIN_RECIPES:
@@ -17,7 +18,7 @@ def resolve_recipe(value: str | Recipe) -> Recipe:
     if path.suffix.lower() in (".yaml", ".yml", ".toml"):
         if not path.is_file():
             raise ValueError(f"recipe file {value!r} not found")
-        limit = Settings().recipe_max_bytes
+        limit = max_bytes
         size = path.stat().st_size
         if size > limit:  # checked before reading: parsing tens of MB of YAML takes minutes
             raise ValueError(f"recipe file {value!r} is {size} bytes, more than the limit of {limit} "
@@ -34,11 +35,4 @@ def anchor_paths(rec: Recipe, base: Path) -> Recipe:
     def fix(p: str) -> str:
         return str(p if Path(p).is_absolute() else (base / p).resolve())
 
-    data = rec.model_dump(mode="json")
-    for st in data["stages"]:
-        if st["name"] == "grade" and st["params"].get("cube"):
-            st["params"]["cube"] = fix(st["params"]["cube"])
-    if data.get("grade"):
-        for ref in data["grade"]["references"]:
-            ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
-    return Recipe.model_validate(data)
+    return rec.with_paths(fix)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from catalog import layout
 from catalog.ids import validate_title_id
@@ -16,19 +16,18 @@ from catalog.recipe import Recipe
 from catalog.review import RerunPlan
 from infra.catalogue_io import read_catalogue
 from infra.settings import Settings
-from infra.storage import open_store
+from infra.storage import Store
 
 RESTORE_DEPLOYMENT = "restore-title/reel"
 
 
-def rerun_target(title: str, settings: Settings) -> tuple[str, str | Recipe, str]:
+def rerun_target(title: str, settings: Settings, store: Store) -> tuple[str, str | Recipe, str]:
     """(source, recipe, where it came from) for a title: its catalogue entry, else its newest manifest."""
     title = validate_title_id(title)
     if Path(settings.catalogue).is_file():
         for t in read_catalogue(settings.catalogue, settings.catalogue_max_bytes, settings.catalogue_max_rows):
             if t.id == title:
                 return t.source, t.recipe, f"catalogue {settings.catalogue}"
-    store = open_store(settings.store_config())
     manifests = [k for k in store.list(layout.title_published_prefix(title)) if k.endswith(f"/{layout.MANIFEST}")]
     if not manifests:
         raise ValueError(f"{title}: not in the catalogue ({settings.catalogue}) and never published: "
@@ -56,10 +55,11 @@ def rerun_parameters(title: str, source: str, recipe: str | Recipe, shots: list[
 
 def start_deployment_run(params: dict[str, Any], deployment: str = RESTORE_DEPLOYMENT) -> str:
     """Start the rerun on `reel serve` (it shows in the UI like any run); returns the flow run id."""
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     run = run_deployment(name=deployment, parameters=params, timeout=0, as_subflow=False, tags=["rerun"])
-    return str(run.id)
+    return str(cast(FlowRun, run).id)  # called synchronously: the run, not a coroutine
 
 
 def parse_shots(text: str | None) -> list[int]:

@@ -10,29 +10,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
+from prefect.task_runners import TaskRunner
 
+from catalog.bindings import ShotBindings
+from catalog.grades import TitleGrade
 from catalog.harm import harm_findings, offending_stages
 from catalog.ids import validate_title_id
 from catalog.recipe import Recipe, format_overrides
-from catalog.records import IngestRecord
+from catalog.records import IngestRecord, SegmentRecord
 from catalog.review import RerunPlan, merge_overrides, overrides_doc
 from catalog.shots import plan_pieces
 from flows.recipes import resolve_recipe
 from infra import progress
-from infra.cluster import RunsCluster, cluster_starting, make_task_runner
-from infra.pipeline.colour import shot_bindings, shot_grade_lut
+from infra.cluster import ClusterTaskRunner, RunsCluster, start_workers
+from infra.pipeline.colour import shot_bindings
 from infra.pipeline.qc import piece_qc_valid
 from infra.prefect_api import shared_prefect_api
 from infra.progress import describe
-from infra.runtime import check_worker_store, current_store
-from infra.settings import Settings, load_settings
+from infra.runtime import check_worker_store, process_runtime
+from infra.settings import Settings
 from infra.sources import check_source
 from tasks.colour import analyse_shot, learn_grades
 from tasks.ingest import ingest
@@ -45,13 +49,15 @@ from tasks.shots import chunk_scores, load_shots, save_shots
 AUTO_REVIEW = {"decision": "auto-approved", "by": "qc-thresholds"}
 
 Overrides = dict[int, dict[str, dict[str, Any]]]  # {shot: {stage: {param: value}}}
+Restored = dict[int, tuple[list[SegmentRecord], dict[str, Any]]]  # {shot: (its segments, its QC record)}
 
 
-# Served runs (`reel serve`) load this module in a fresh process: the decorator's runner is the
-# settings' Dask one there too (the serve process's cluster, whose address it exports). `run_restore`
-# uses a cluster it starts alongside the Prefect API.
+# Served runs (`reel serve`) load this module in a fresh process: the decorator's runner makes the
+# settings' cluster when the flow starts it (there: the serve process's, whose address it exports), in
+# the background while the flow ingests. `run_restore` gives the run a cluster it started alongside the
+# Prefect API.
 @flow(name="restore-title", flow_run_name="restore-{title}", log_prints=True,
-      task_runner=make_task_runner(Settings()))
+      task_runner=cast(TaskRunner[Any], ClusterTaskRunner()))  # a DaskTaskRunner (prefect's types: invariant)
 def restore_title(source: str, title: str, recipe: str | Recipe = "default", review_gate: bool = False,
                   redo_shots: list[int] | None = None, overrides: list[str] | None = None,
                   from_step: str | None = None) -> dict[str, Any]:
@@ -65,15 +71,17 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
     Returns {"manifest", "shots", "pieces_restored", "pieces_reused", "review"}: a rerun with
     nothing changed restores nothing.
     """
-    settings = load_settings()
+    rt = process_runtime()  # this process's settings and store, read once (the tasks run here use them too)
+    settings = rt.settings
     title, rec, plan = check_request(source, title, recipe, redo_shots, overrides, from_step, settings)
+    run = FlowRunContext.get()
+    start_workers(run.task_runner if run else None, settings)  # they start while the source is ingested
     if settings.dask_address:  # an external cluster's workers have their own settings
-        check_worker_store(current_store().url)
+        check_worker_store(rt.store.url)
 
-    with cluster_starting(FlowRunContext.get().task_runner):  # the workers start while the source is ingested
-        record = ingest(source, title, force=plan.forces("ingest"), accept_truncated=rec.source.accept_truncated,
-                        stream=rec.source.stream)
-        grades = learn_grades(rec)
+    record = ingest(source, title, force=plan.forces("ingest"), accept_truncated=rec.source.accept_truncated,
+                    stream=rec.source.stream)
+    grades = learn_grades(rec)
     if plan.is_plain and (done := find_published(record, rec, AUTO_REVIEW, grades)) is not None:
         print(f"{title}: already published as {done['version']}")
         return {"manifest": done, "shots": len(done["shots"]), "pieces_restored": 0,
@@ -127,32 +135,31 @@ def detect_shots(record: IngestRecord, force: bool = False) -> pd.DataFrame:
 
 
 def bind_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame,
-               grades: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    """Per-shot data for the stages: shot statistics (analysed in parallel) and grade LUTs."""
-    rows = list(shots.itertuples(index=False))
-    analyses = [analyse_shot.submit(record, rec, int(r.shot), int(r.start_frame), int(r.end_frame))
-                for r in rows] if any(s.shot_analysis for s in rec.build()) else []
-    return shot_bindings(rec, shots, [a.result() for a in analyses], grades)
+               grades: list[TitleGrade]) -> dict[int, ShotBindings]:
+    """What each stage is bound with per shot: the stages' per-shot preparation (`Stage.prepare`) over
+    the shots' statistics (analysed in parallel) and the grade the title gives each shot."""
+    rows = [(int(r.shot), int(r.start_frame), int(r.end_frame)) for r in shots.itertuples(index=False)]
+    analysing = {shot: analyse_shot.submit(record, rec, shot, start, end)
+                 for shot, start, end in rows} if any(s.shot_analysis for s in rec.build()) else {}
+    return shot_bindings(rec, shots, {shot: a.result() for shot, a in analysing.items()}, grades)
 
 
-def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, list[dict[str, Any]]],
+def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, ShotBindings],
                   per_shot: Overrides, which: list[int], forced: set[int], settings: Settings,
-                  force_qc: bool = False, dropped: dict[int, list[str]] | None = None
-                  ) -> dict[int, tuple[list[Any], dict[str, Any]]]:
+                  force_qc: bool = False, dropped: dict[int, list[str]] | None = None) -> Restored:
     """Restore the pieces of the shots in `which` (those in `forced` even if stored) and QC each shot as
     soon as its pieces are back; `dropped`: stages left out per shot (the harm guard's fallback).
     Returns {shot: (its segments, its QC record)}."""
     bounds: dict[int, tuple[int, int]] = {}
     of_shot: dict[int, list[Any]] = {}
     frames_of: dict[int, int] = {}  # id(piece future) -> the frames it restores
-    names = [s.name for s in rec.stages]
     for row in shots[shots["shot"].isin(which)].itertuples(index=False):
         shot = int(row.shot)
         bounds[shot] = (int(row.start_frame), int(row.end_frame))
         drop = set((dropped or {}).get(shot, []))
         shot_rec = rec.without(sorted(drop)).with_overrides(
             {k: v for k, v in per_shot.get(shot, {}).items() if k not in drop})
-        shot_bound = [b for b, n in zip(bound[shot], names, strict=True) if n not in drop] if bound[shot] else None
+        shot_bound = bound[shot].without(drop)
         one = shots[shots["shot"] == shot]
         pieces = plan_pieces(one, settings.piece_frames, shot_rec.context_frames())
         of_shot[shot] = [restore_piece.submit(record, p, shot_rec, shot_bound, force=shot in forced,
@@ -166,13 +173,15 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
         except Exception as exc:  # the other shots still finish (a rerun reuses them); raised below
             failed.append(exc)
             continue
-        qc_args = (record, rec, shot, *bounds[shot], segs)
-        qc_opts = {"force": force_qc, "grade_lut": shot_grade_lut(rec, bound[shot]), "wait_for": futures}
-        if not force_qc and all(piece_qc_valid(seg, *bounds[shot]) for seg in segs):
+        start, end = bounds[shot]
+        lut = bound[shot].lut
+        if not force_qc and all(piece_qc_valid(seg, start, end) for seg in segs):
             # the pieces measured their QC: joining it is light, so it runs here and the workers go on
-            checks[shot] = qc_shot(*qc_args, **qc_opts)
+            checks[shot] = qc_shot(record, rec, shot, start, end, segs, force=force_qc, grade_lut=lut,
+                                   wait_for=futures)
         else:  # measured from storage (older pieces, from_step=qc): a worker's job
-            checks[shot] = qc_shot.submit(*qc_args, **qc_opts)
+            checks[shot] = qc_shot.submit(record, rec, shot, start, end, segs, force=force_qc, grade_lut=lut,
+                                          wait_for=futures, return_state=False)
     results = {shot: ([f.result() for f in of_shot[shot]], qc if isinstance(qc, dict) else qc.result())
                for shot, qc in checks.items()}
     if failed:
@@ -180,9 +189,8 @@ def restore_shots(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound:
     return results
 
 
-def guard_harm(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, list[dict[str, Any]]],
-               per_shot: Overrides, results: dict[int, tuple[list[Any], dict[str, Any]]],
-               settings: Settings) -> dict[int, tuple[list[Any], dict[str, Any]]]:
+def guard_harm(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, bound: dict[int, ShotBindings],
+               per_shot: Overrides, results: Restored, settings: Settings) -> Restored:
     """Never publish a shot silently worse than its source: a shot whose restoration moved away from
     the source more than restoration justifies (`rec.harm`) is restored again without the stage that
     did it (on_harm=fallback), or marked for review (on_harm=review, or when the fallback did not clear
@@ -253,8 +261,8 @@ def pieces_by_shot(title: str, of_shot: dict[int, list[Any]],
     total = sum(frames_of[id(f)] for f in futures_all)
     waiting = {shot: len(futures) for shot, futures in of_shot.items()}
     shot_of = {id(f): shot for shot, futures in of_shot.items() for f in futures}
-    artifact = create_progress_artifact(0.0, key=f"{title}-restore-progress",
-                                        description=describe(title, 0, total, 0.0))
+    artifact = cast(UUID, create_progress_artifact(0.0, key=f"{title}-restore-progress",  # sync call: an id
+                                                   description=describe(title, 0, total, 0.0)))
     progress.report(title, 0, total)
     t0, done = time.monotonic(), 0
     for future in as_completed(futures_all):
@@ -276,7 +284,7 @@ def check_request(source: str, title: str, recipe: str | Recipe, redo_shots: lis
     the recipe's stages). Returns (title, recipe, plan)."""
     title = validate_title_id(title)
     check_source(source, settings)
-    rec = resolve_recipe(recipe)
+    rec = resolve_recipe(recipe, settings.recipe_max_bytes)
     plan = RerunPlan.make(redo_shots, overrides, from_step)
     rec.with_overrides(plan.overrides)  # a bad override fails here, before any work
     return title, rec, plan
@@ -287,13 +295,13 @@ def run_restore(source: str, title: str, recipe: str | Recipe = "default", **par
     Prefect API starts); returns its summary. A request refused by `check_request` fails before the
     cluster or the API starts.
     `params`: the flow's other parameters (review_gate, redo_shots, overrides, from_step)."""
-    settings = load_settings()
+    settings = process_runtime().settings
     check_request(source, title, recipe, params.get("redo_shots"), params.get("overrides"), params.get("from_step"),
                   settings)
     cluster = RunsCluster(settings)
     try:  # the API server and the cluster start side by side; the cluster closes first, while its workers' API is up
         with shared_prefect_api(on_launch=cluster.start), cluster:
-            runner = cluster.task_runner()
+            runner = cast(TaskRunner[Any], cluster.task_runner())
             return restore_title.with_options(task_runner=runner)(source=source, title=title, recipe=recipe,
                                                                   **params)
     finally:

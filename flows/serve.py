@@ -22,8 +22,8 @@ from flows.catalogue import catalogue_sweep
 from flows.restore_title import restore_title
 from infra.cluster import RunsCluster
 from infra.pictures import start_picture_server
-from infra.settings import Settings, load_settings
-from infra.storage import open_store
+from infra.runtime import process_runtime
+from infra.settings import Settings
 
 DEPLOYMENT = "reel"  # restore-title/reel and catalogue-sweep/reel
 
@@ -46,9 +46,12 @@ def deployments(settings: Settings, sweep_schedule: bool = True) -> list[Any]:
 
 def run_serve(host: str = "127.0.0.1", port: int = 8470, sweep_schedule: bool = True) -> None:
     """Start the picture page and serve the deployments until interrupted."""
-    settings = load_settings()
-    pictures = start_picture_server(lambda: open_store(load_settings().store_config()), host, port)
+    rt = process_runtime()  # settings read and the store opened once, for the picture page and the cluster
+    settings = rt.settings
+    pictures = start_picture_server(lambda: rt.store, host, port)
     bound_host, bound_port = pictures.server_address[:2]
+    if isinstance(bound_host, bytes):
+        bound_host = bound_host.decode()
     public = settings.public_url or f"http://{bound_host}:{bound_port}"
     os.environ["REEL_PUBLIC_URL"] = public  # flow runs (child processes) link QC pictures here
     print(f"QC pictures: {public}/pictures/...")

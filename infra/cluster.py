@@ -1,11 +1,17 @@
-"""The Dask task runner: a LocalCluster on embedded defaults, or a scheduler address from settings.
+"""The one cluster API: `RunsCluster` (the Dask cluster a process's flow runs use) and the flow runs'
+task runner on it (`ClusterTaskRunner`).
 
-A process that makes flow runs (`reel restore`, `reel serve`) holds one cluster for all of them
-(`RunsCluster`): started in the background while the Prefect API starts, and not paid again per title.
+A RunsCluster is the scheduler at the settings' address, or a LocalCluster it starts in the
+background (workers import the task modules as they start). A process that makes flow runs
+(`reel restore`, `reel serve`) holds one for all of them: started while the Prefect API starts, and
+not paid again per title. A flow run started by something else (a served deployment's child process)
+gets a `ClusterTaskRunner` with no cluster: it makes one from the process's settings when the run
+starts (in the background, while the flow ingests) and closes it when the run ends.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +29,20 @@ from infra.settings import Settings
 # worker than in a plain process (8.3 vs 6.6 s on 48 frames, benchmarks/ops.py). Reel's workers keep
 # glibc's defaults; their peak memory is bounded by the piece size either way (checked by the memory
 # benchmark). The deploy image does the same for `dask worker` with infra/deploy/dask.yaml.
+# Set while a LocalCluster is made: each Nanny reads it once, when it is created (its restarts keep it).
 WORKER_DASK_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-dask.config.set(WORKER_DASK_CONFIG)  # read by each Nanny when it starts, in this (the flow's) process
+
+
+def _forget_foreign_trim_threshold() -> None:
+    """A nanny copies its pre-spawn settings into its own process's environment (distributed's
+    WorkerProcess.start), so a LocalCluster made earlier in this process by anything else (a notebook, a
+    test) leaves Dask's MALLOC_TRIM_THRESHOLD_ there, and every later worker process inherits it. Drop
+    that value (only Dask's own: a value someone chose is kept); this process's own malloc read its
+    settings when it started, so nothing changes for it."""
+    dask_value = (dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}).get(
+        "MALLOC_TRIM_THRESHOLD_")
+    if dask_value is not None and os.environ.get("MALLOC_TRIM_THRESHOLD_") == str(dask_value):
+        del os.environ["MALLOC_TRIM_THRESHOLD_"]
 
 
 def local_cluster_kwargs(settings: Settings) -> dict[str, Any]:
@@ -39,13 +57,6 @@ def local_cluster_kwargs(settings: Settings) -> dict[str, Any]:
         "env": {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
                 "OPENCV_FOR_THREADS_NUM": str(threads)},
     }
-
-
-def make_task_runner(settings: Settings) -> DaskTaskRunner:
-    """A runner for one flow run: the cluster at the settings' address, or a LocalCluster of its own."""
-    if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=local_cluster_kwargs(settings))
 
 
 class ClusterStartError(RuntimeError):
@@ -83,7 +94,9 @@ class RunsCluster:
         from distributed import Client, LocalCluster
 
         try:
-            self._cluster = LocalCluster(**local_cluster_kwargs(self.settings))
+            _forget_foreign_trim_threshold()
+            with dask.config.set(WORKER_DASK_CONFIG):
+                self._cluster = LocalCluster(**local_cluster_kwargs(self.settings))
             with Client(self._cluster, set_as_default=False) as client:
                 client.run(_import_task_modules)  # on every worker, before any task
         except BaseException as exc:  # raised, with the cause, to whoever asks for the address
@@ -101,8 +114,9 @@ class RunsCluster:
                                     f"{self._error!r}") from self._error
         return str(self._cluster.scheduler_address)
 
-    def task_runner(self) -> DaskTaskRunner:
-        return DaskTaskRunner(address=self.address())
+    def task_runner(self) -> ClusterTaskRunner:
+        """A task runner for flow runs on this cluster (connects when the run first submits)."""
+        return ClusterTaskRunner(self)
 
     def close(self) -> None:
         """Close the local cluster (once it is up). Close it while the Prefect API its workers reported
@@ -146,27 +160,53 @@ def _import_task_modules() -> None:
         importlib.import_module(name)
 
 
-@contextmanager
-def cluster_starting(runner: Any) -> Iterator[None]:
-    """Start the flow's Dask cluster (prefect-dask starts it on first use) in a thread while the
-    body runs, e.g. the ingest in the flow's own process, and have each worker import the task
-    modules (Prefect, the models: about 1.7 s a worker, otherwise paid when its first task arrives).
-    Worker start-up is then off the critical path. Waits for it at exit, so nothing submits while
-    the client is being made. A failure here is left for the first submit to raise."""
-    if not isinstance(runner, DaskTaskRunner) or getattr(runner, "_client", None) is not None:
-        yield
-        return
+class ClusterTaskRunner(DaskTaskRunner):
+    """A flow run's task runner on a `RunsCluster`: the one given (a process's, shared by its runs), or,
+    given none (the flow's default: a run started by something else), one made from the run's settings
+    and closed when the run ends. The flow starts it (`start_workers`) once its request has been checked,
+    in the background, so the workers start while the flow works in its own process (the ingest); the
+    client connects when the run first submits a task (waiting for the cluster if it is still starting).
 
-    def start() -> None:
-        try:
-            client = runner.client  # the property creates the cluster and the client
-            client.run(_import_task_modules)  # on every worker, outside the task queue
-        except Exception:  # raised again, with Prefect's logging, where the flow first submits
-            pass
+    Nothing is read or started when the runner is made: the flow's decorator makes one at import.
+    """
 
-    thread = threading.Thread(target=start, name="reel-cluster-start", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
+    def __init__(self, cluster: RunsCluster | None = None) -> None:
+        super().__init__()
+        self.cluster = cluster
+        self._own: RunsCluster | None = None
+
+    def duplicate(self) -> ClusterTaskRunner:
+        return type(self)(self.cluster)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect sends the flow, with its runner, along with every task to the workers: a copy that
+        # travels is a runner with no cluster (this process's cluster, its threads and client stay here).
+        return (type(self), ())
+
+    def start_cluster(self, settings: Settings | None = None) -> None:
+        """Start the run's own cluster in the background (once; nothing to do when one was given).
+        settings: the run's (default: this process's, `infra.runtime.process_runtime`)."""
+        if self.cluster is not None or self._own is not None:
+            return
+        if settings is None:
+            from infra.runtime import process_runtime
+
+            settings = process_runtime().settings
+        self._own = RunsCluster(settings).start()
+        self._exit_stack.callback(self._own.close)  # after the client (entered later) has closed
+
+    @property
+    def client(self) -> Any:
+        if self._client is None and self.address is None:
+            self.start_cluster()
+            cluster = self.cluster or self._own
+            assert cluster is not None
+            self.address = cluster.address()
+        return super().client
+
+
+def start_workers(runner: Any, settings: Settings) -> None:
+    """Start the flow run's workers now, in the background, if its runner is a ClusterTaskRunner (other
+    runners, e.g. a test's ThreadPoolTaskRunner, are left alone)."""
+    if isinstance(runner, ClusterTaskRunner):
+        runner.start_cluster(settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -145,7 +145,7 @@ def _secret_block(name: str) -> str:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(name).get()
+        value = cast(Secret, Secret.load(name)).get()  # called synchronously: the block, not a coroutine
     except Exception as e:  # the message names the block, never a value
         raise ValueError(f"cannot load the Prefect Secret block {name!r}: {type(e).__name__}") from None
     if not isinstance(value, str) or not value:

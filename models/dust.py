@@ -59,7 +59,7 @@ def _references(t: int, n: int) -> tuple[int, int] | None:
 
 class Dust(Stage):
     name = "dust"
-    version = "4"
+    version = "5"
     description = "Single-frame dust/dirt blotch detection (motion-compensated SDI) and temporal fill"
     Params = DustParams
 
@@ -96,7 +96,7 @@ class Dust(Stage):
         scale = w / _REF_WIDTH
         min_area = max(1, round(p.min_area * scale * scale))
         search = round(p.search * scale)
-        flow = FlowEstimator(p.flow_preset)
+        flow = FlowEstimator(p.flow_preset, global_init=True)
         ys = [luma(f) for f in frames]
         masks = np.zeros((n, h, w), dtype=bool)
         fills: dict[int, np.ndarray] = {}
@@ -129,8 +129,11 @@ class Dust(Stage):
         candidate comes from the flow between the neighbours, which never sees t, halved (constant
         velocity over two frames). Per pixel we keep the candidate under which the two warped
         neighbours agree better: right at a blotch that is the interpolated one, and wherever
-        motion changes speed it is the direct one. Inside what is then found to be dirt, the
-        frame's own flow is suspect, so the fill takes whichever candidate agrees better.
+        motion changes speed it is the direct one. The fill is only ever used inside what is found
+        to be dirt, where the frame's own flow describes the dirt, not the picture under it: the
+        fill always takes the interpolated pair. (The two direct flows can agree there by chance,
+        both matching a dark blotch to the same dark patch: in a fast hand-held pan that filled a
+        blotch with the wrong part of the scene.)
 
         The third value (with `check_motion`) is the forward/backward inconsistency of the flow
         between the two neighbours, in pixels: it never sees frame t, so dirt on t cannot disturb
@@ -151,8 +154,10 @@ class Dust(Stage):
             gone = ((xs + across[..., 0] < 0) | (xs + across[..., 0] > w - 1) | (ys + across[..., 1] < 0)
                     | (ys + across[..., 1] > h - 1))
             doubt[gone] = 0.0  # content leaving the frame: no flow to check, no evidence of motion
-            # a fast pan's flow is a few % off forward/backward without anything moving in it
-            doubt = np.maximum(doubt - _RELATIVE_DOUBT * np.hypot(across[..., 0], across[..., 1]), 0.0)
+            # flow is a few % off forward/backward over what DIS had to find itself, without anything
+            # moving: the motion beyond the global translation its search started from
+            g = flow.global_motion(frames[a], frames[b])
+            doubt = np.maximum(doubt - _RELATIVE_DOUBT * np.hypot(across[..., 0] - g[0], across[..., 1] - g[1]), 0.0)
         interp = [warp(frames[a], -0.5 * across), warp(frames[b], 0.5 * across)]
         def disagreement(pair: list[np.ndarray]) -> np.ndarray:
             return cv2.blur(np.abs(luma(pair[0]) - luma(pair[1])), (5, 5))
@@ -162,9 +167,7 @@ class Dust(Stage):
         margin = 1.0 * float(np.median(d_direct))
         d_interp = disagreement(interp)
         use = (d_interp + margin < d_direct)[..., None]
-        fill_use = (d_interp < d_direct)[..., None]
-        return ([np.where(use, i, d) for i, d in zip(interp, direct, strict=True)],
-                [np.where(fill_use, i, d) for i, d in zip(interp, direct, strict=True)], doubt)
+        return [np.where(use, i, d) for i, d in zip(interp, direct, strict=True)], interp, doubt
 
     def _frame_mask(self, y: np.ndarray, ref_y: list[np.ndarray], warped: list[np.ndarray],
                     min_area: int, search: int, radius: int, doubt: np.ndarray | None = None,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,7 +35,7 @@ from skimage import color as skcolor
 from threadpoolctl import threadpool_limits
 
 from models.clip import Clip
-from models.stage import Stage, StageParams
+from models.stage import ShotFacts, Stage, StageParams
 
 DEFAULT_SIZE = 33
 
@@ -402,6 +403,12 @@ class Grade(Stage):
     description: ClassVar[str] = "apply a 3D LUT grade learned from hand-graded frames or read from a .cube"
     Params = GradeParams
     params: GradeParams
+
+    def prepare(self, shots: Sequence[ShotFacts]) -> list[dict[str, Any]]:
+        """Each shot's grade, as the title gives it (`ShotFacts.look`): its LUT and label, or no LUT
+        (label "ungraded": the shot is left as it is). Nothing where no look is known (a LUT bound by the
+        caller, as `reel grade apply` does, stays)."""
+        return [{} if f.look is None else {"lut": f.look.lut, "label": f.look.label} for f in shots]
 
     def process(self, clip: Clip) -> tuple[Clip, dict[str, Any]]:
         if "lut" not in self.bound:

@@ -30,6 +30,15 @@ only on frames t-1..t+`HEAL`, so chunks scored in parallel with that halo give
 exactly the serial rows (`tasks.shots`). Everything else is decided once over
 the whole film's rows by `decide`.
 
+The detector as one object
+--------------------------
+`ShotDetector` (the instance `SHOT_DETECTOR`) bundles all of this: its `version`
+(part of the stored shot table's key), the halo a chunk needs, features of a frame
+(RGB or a luma plane), score rows of a whole film (`score`), of frames pushed one
+by one (`streaming`: the ingest) or of a chunk read with its halo (`score_chunk`:
+the shot-score tasks), and the decision (`decide`). Every caller (ingest, the
+chunk tasks, `reel shots`, `reel stage`) uses it.
+
 Decisions
 ---------
 Hard cuts (`hard_cuts`): the distance between signatures is 1 - normalised
@@ -86,6 +95,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -142,9 +152,7 @@ def thumbnail(frame: np.ndarray, scale: float | None = None, offset: float = 0.0
     scale=1/219, offset=-16/219 for 8-bit limited range. `weights` weigh the channels (default:
     BT.709 luma of R, G, B); e.g. a decoder's bgr0 buffer as it is, with weights (Kb, Kg, Kr, 0).
     """
-    if weights is None:
-        weights = LUMA_WEIGHTS
-    w = np.asarray(weights, dtype=np.float32)
+    w = np.asarray(LUMA_WEIGHTS if weights is None else weights, dtype=np.float32)
     if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] != w.size):
         raise ValueError(f"expected an (H, W, {w.size}) frame or an (H, W) luma plane, got shape {frame.shape}")
     if scale is None:
@@ -220,7 +228,7 @@ def _moved_cut_distance(prev: np.ndarray, cur: np.ndarray, dx: float, dy: float)
         return np.nan
     w, h = SIGNATURE_SIZE
     sx, sy = w / THUMB_SIZE[0], h / THUMB_SIZE[1]
-    m = np.float32([[1, 0, dx * sx], [0, 1, dy * sy]])
+    m = np.array([[1, 0, dx * sx], [0, 1, dy * sy]], dtype=np.float32)
     moved = cv2.warpAffine(prev.reshape(h, w), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=np.nan).ravel()
     ok = np.isfinite(moved)
@@ -473,7 +481,7 @@ class _Film:
         self.contrast = np.nan_to_num(scores[:, COL_CONTRAST].astype(np.float64), nan=0.0)
         self.mean = np.nan_to_num(scores[:, COL_MEAN].astype(np.float64), nan=0.0)
         shift = scores[:, [COL_DX, COL_DY]].astype(np.float64)
-        self.shift_ok = np.isfinite(shift).all(axis=1)
+        self.shift_ok = np.asarray(np.isfinite(shift).all(axis=1))
         self.shift = np.where(self.shift_ok[:, None], shift, 0.0)
         self.x = _coarse_normalised(scores)
         self.smooth = median_filter(self.contrast, size=3, mode="nearest") if self.n else self.contrast
@@ -613,7 +621,7 @@ def _moved(film: _Film, t: int, dx: float, dy: float) -> np.ndarray:
     w, h = COARSE_SIZE
     sx, sy = w / THUMB_SIZE[0], h / THUMB_SIZE[1]
     img = film.x[t].reshape(h, w).astype(np.float32)
-    m = np.float32([[1, 0, dx * sx], [0, 1, dy * sy]])
+    m = np.array([[1, 0, dx * sx], [0, 1, dy * sy]], dtype=np.float32)
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=np.nan).ravel().astype(np.float64)
 
@@ -750,10 +758,10 @@ def find_dissolves(film: _Film, taken: list[Transition]) -> list[Transition]:
     for k in r.spans:
         if n <= 2 * k:
             continue
-        t = np.arange(k, n - k)
-        a, b = t - k, t + k
-        good = ok[a] & ok[b] & ok[t] & (barrier_cum[b] - barrier_cum[a] == 0)
-        p, q, xt = x[a], x[b], x[t]
+        mids = np.arange(k, n - k)
+        a, b = mids - k, mids + k
+        good = ok[a] & ok[b] & ok[mids] & (barrier_cum[b] - barrier_cum[a] == 0)
+        p, q, xt = x[a], x[b], x[mids]
         pq = np.einsum("ij,ij->i", p, q) / d
         good &= (1 - pq) >= r.ends_differ
         px = np.einsum("ij,ij->i", p, xt) / d
@@ -769,7 +777,7 @@ def find_dissolves(film: _Film, taken: list[Transition]) -> list[Transition]:
         score = np.where(good, score, -np.inf)
         peak = good & (score >= maximum_filter1d(score, size=k + 1, mode="nearest"))  # one candidate per k/2 frames
         for i in np.flatnonzero(peak):
-            cands.append((float(score[i]), int(t[i]), k))
+            cands.append((float(score[i]), int(mids[i]), k))
     cands.sort(key=lambda c: (-c[0], c[1], c[2]))
     pieces: list[tuple[int, int]] = []
     judged: dict[tuple[int, int], _Fit | None] = {}
@@ -845,9 +853,10 @@ def _stands_out(film: _Film, start: int, end: int, blocked: np.ndarray) -> bool:
     gap = int((end - start) * r.context_gap)
     around = [_context_change(film, start - 1, -1, length, gap, blocked),
               _context_change(film, end, +1, length, gap, blocked)]
-    if any(a is None for a in around):
+    changes = [a for a in around if a is not None]
+    if len(changes) < len(around):
         return False  # a dissolve needs a steady picture on both sides to stand out from
-    return inside >= r.stands_out * max(max(around), 0.05)
+    return inside >= r.stands_out * max(max(changes), 0.05)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -912,3 +921,57 @@ def detect(frames: Iterable[np.ndarray], rule: CutRule = CutRule(),
 
 def detect_cuts(frames: Iterable[np.ndarray], rule: CutRule = CutRule()) -> list[int]:
     return detect(frames, rule).cuts
+
+
+@dataclass(frozen=True)
+class ShotDetector:
+    """The shot detector (after PySceneDetect's detectors: rules checked once, maths in this module's
+    functions). Every path gives the same score rows for the same frames, and `decide` turns a whole
+    film's rows into cuts and transitions once.
+
+    - ingest: `streaming()` over its decode (rows as frames arrive, memory bounded);
+    - shot-score tasks: frames `chunk_window(start, end, total)` read from the mezzanine, then
+      `score_chunk(frames, start, end, read_start)`;
+    - `reel shots` and `reel stage`: `score(features)` over a file, fed `features(luma, scale, offset)` of
+      each decoded picture's luma plane.
+    """
+
+    cut_rule: CutRule = CutRule()
+    transition_rule: TransitionRule = TransitionRule()
+
+    version: ClassVar[str] = DETECTOR_VERSION  # bump DETECTOR_VERSION when cuts or transitions can change
+    halo_before: ClassVar[int] = 1  # the row of frame t reads frames t-1 ..
+    halo_after: ClassVar[int] = HEAL  # .. t+HEAL
+
+    def features(self, frame: np.ndarray, scale: float | None = None, offset: float = 0.0,
+                 weights: Sequence[float] | None = None) -> FrameFeatures:
+        """What the detector keeps of one picture: an RGB frame, a packed pixel array or a luma plane, code
+        values * scale + offset (see `thumbnail`)."""
+        return features_from_thumbnail(thumbnail(frame, scale, offset, weights))
+
+    def streaming(self) -> StreamingScores:
+        """A scorer for a film's frames pushed in order (`push`, then `finish()` -> rows)."""
+        return StreamingScores()
+
+    def score(self, frames: Iterable[np.ndarray | FrameFeatures]) -> np.ndarray:
+        """(T, ROW_WIDTH) rows of a whole film, streaming (frames or their `features`)."""
+        return score_frames(frames)
+
+    def chunk_window(self, start: int, end: int, total: int) -> tuple[int, int]:
+        """Frames [lo, hi) to read for the rows of frames [start, end) of a film of `total` frames."""
+        return max(0, start - self.halo_before), min(total, end + self.halo_after)
+
+    def score_chunk(self, frames: Sequence[np.ndarray], start: int, end: int, read_start: int) -> np.ndarray:
+        """Rows of frames [start, end) from `frames` = the film's frames read_start .. (`chunk_window`):
+        equal to those rows of `score` over the whole film."""
+        return score_rows([frame_features(f) for f in frames], start - read_start, end - start)
+
+    def decide(self, rows: np.ndarray) -> Detection:
+        """Cuts and transitions from a whole film's rows."""
+        return decide(rows, self.cut_rule, self.transition_rule)
+
+    def detect(self, frames: Iterable[np.ndarray | FrameFeatures]) -> Detection:
+        return self.decide(self.score(frames))
+
+
+SHOT_DETECTOR = ShotDetector()

@@ -15,11 +15,16 @@ class attributes tell the orchestrator what it needs to know:
 
 Some stages need data no chunk can see: a per-shot colour correction needs the
 whole shot's statistics, a grade needs the LUT learned from reference frames.
-The flow computes that data (`shot_analysis` stages get `analyse(clip)` on
-frames sampled from the whole shot, or on a run of consecutive frames from its
-middle where `analysis_run` asks for one) and hands it over with `bind(**data)`,
-which returns a new stage; `spec()` then carries a digest of the bound data, so
-it is part of every storage key exactly like a parameter.
+That is one declared hook, the per-shot preparation: `shot_analysis` stages get
+`analyse(clip)` on frames sampled from the whole shot (or on a run of
+consecutive frames from its middle where `analysis_run` asks for one), and once
+per film `prepare(shots)` turns what is known of every shot (`ShotFacts`: its
+analysis, the grade the title gives it) into the data to bind to the stage for
+each shot (by default a shot-analysis stage's `solve`d statistics, nothing for
+the others). The data is handed over with `bind(**data)`, which returns a new
+stage; `spec()` then carries a digest of the bound data, so it is part of every
+storage key exactly like a parameter. The flow, `reel stage` and the benchmarks
+prepare stages this way (`catalog.bindings.prepare_shots`).
 """
 
 from __future__ import annotations
@@ -28,12 +33,46 @@ import copy
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from models.clip import Clip
+
+ANALYSIS_SAMPLES = 12  # frames sampled across a shot for `analyse` (unless the stage asks for a run)
+ANALYSIS_MAX_SIDE = 640  # frames given to `analyse` are subsampled to at most this many pixels a side
+
+
+def analysis_step(height: int, width: int) -> int:
+    """The subsampling step (every step-th row and column) that brings a frame to at most
+    ANALYSIS_MAX_SIDE pixels a side for `Stage.analyse` (the same for every frame of a film)."""
+    return max(1, int(np.ceil(max(height, width) / ANALYSIS_MAX_SIDE)))
+
+
+@dataclass(frozen=True)
+class Look:
+    """The grade a title gives a shot: a labelled 3D LUT ((N, N, N, 3) float32), or no LUT ("ungraded")."""
+
+    label: str
+    lut: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ShotFacts:
+    """What is known of one shot when the stages are prepared for it (`Stage.prepare`).
+
+    shot, start, end: the shot's number and frames [start, end);
+    analysis: this stage's `analyse` of the shot's frames (shot-analysis stages; else None);
+    look: the grade the title gives the shot (None: nothing is known of grades here, e.g. `reel stage`)."""
+
+    shot: int
+    start: int
+    end: int
+    analysis: dict[str, Any] | None = None
+    look: Look | None = None
 
 
 class StageParams(BaseModel):
@@ -53,7 +92,7 @@ class Stage(ABC):
     # trajectory) instead of frames sampled across it
     analysis_run: ClassVar[int] = 0
 
-    def analysis_frames(self, start: int, end: int, samples: int = 12) -> list[int]:
+    def analysis_frames(self, start: int, end: int, samples: int = ANALYSIS_SAMPLES) -> list[int]:
         """The frames of the shot [start, end) that `analyse` is given."""
         n = end - start
         if self.analysis_run > 0:
@@ -68,6 +107,23 @@ class Stage(ABC):
     def analyse(self, clip: Clip) -> dict[str, Any]:
         """Statistics of a whole shot (JSON-able), from `clip` = frames sampled across it."""
         raise NotImplementedError(f"stage {self.name!r} has no shot analysis")
+
+    def solve(self, shots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every shot's statistics (one `analyse` result each, in film order) -> what each shot's pieces
+        are given (e.g. a correction pooled over the film). Default: each shot's own."""
+        return list(shots)
+
+    def prepare(self, shots: Sequence[ShotFacts]) -> list[dict[str, Any]]:
+        """The per-shot preparation hook: the data to `bind` to this stage for each shot (one dict per shot,
+        in order; {}: nothing), from what is known of every shot of the film. Called once per film, after
+        the shot analysis. Default: a shot-analysis stage's solved statistics ({"stats": ...}), nothing for
+        the other stages."""
+        if not self.shot_analysis:
+            return [{} for _ in shots]
+        missing = [f.shot for f in shots if f.analysis is None]
+        if missing:
+            raise ValueError(f"stage {self.name!r} needs the shot analysis of shots {missing}")
+        return [{"stats": stats} for stats in self.solve([f.analysis for f in shots if f.analysis is not None])]
 
     def bind(self, **data: Any) -> Stage:
         """A copy of this stage with `data` (JSON-able values or numpy arrays) bound to it."""

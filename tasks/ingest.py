@@ -9,8 +9,7 @@ from catalog.ids import validate_title_id
 from catalog.records import IngestRecord
 from infra.catalogue_io import SourceChecksums
 from infra.pipeline.ingest import ingest_file
-from infra.runtime import current_store, retry_transient
-from infra.settings import load_settings
+from infra.runtime import process_runtime, retry_transient
 from infra.sources import resolve_source
 
 
@@ -25,12 +24,13 @@ def ingest(source: str, title: str, force: bool = False, accept_truncated: bool 
     (the record then says what is missing); `stream` names the video stream (container index; default
     the first video stream, with a warning when the file has others)."""
     title = validate_title_id(title)  # before any I/O, whoever calls this task
-    settings = load_settings()
+    rt = process_runtime()
     # The sources policy comes before anything touches the source (or the store): allowed roots,
     # s3:// only on the configured endpoint, http(s) only from allow-listed hosts; remote ones copied here.
-    with resolve_source(source, settings) as resolved:
-        record = ingest_file(resolved.path, resolved.name, title, settings, force, accept_truncated, stream)
+    with resolve_source(source, rt.settings) as resolved:
+        record = ingest_file(rt.store, resolved.path, resolved.name, title, rt.settings, force, accept_truncated,
+                             stream)
         if resolved.identity:  # `reel catalogue status` can then tell whether the remote object changed
-            SourceChecksums(current_store()).remember_remote(resolved.spec.remote_id, resolved.identity,
-                                                             record.source_sha256)
+            SourceChecksums(rt.store).remember_remote(resolved.spec.remote_id, resolved.identity,
+                                                      record.source_sha256)
         return record

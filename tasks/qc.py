@@ -17,8 +17,7 @@ from catalog.records import IngestRecord, SegmentRecord
 from infra.hashing import short_hash
 from infra.pictures import picture_url
 from infra.pipeline.qc import _measure_shot, qc_prefix
-from infra.runtime import current_store, retry_transient
-from infra.settings import load_settings
+from infra.runtime import process_runtime, retry_transient
 from models.qc import qc_verdict
 
 
@@ -32,7 +31,7 @@ def qc_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, end: in
     The metrics are stored once per (QC version, segments); the verdict is re-evaluated on every call,
     so changing only the thresholds re-judges without re-measuring.
     """
-    store = current_store()
+    store = process_runtime().store
     prefix = qc_prefix(record, recipe)
     # the segments' keys carry every stage's version, parameters and bound data (grade LUTs)
     tag = short_hash(sorted(seg.key for seg in segments), 12)
@@ -53,14 +52,15 @@ def qc_report(record: IngestRecord, recipe: Recipe, shots: list[dict[str, Any]])
     The HTML report (`layout.REPORT_HTML`) is written at publish time, from the published qc.json, so
     that its picture links are the published ones (`catalog.qc_report.render_report_html`).
     """
-    store = current_store()
+    rt = process_runtime()
+    store = rt.store
     report = title_report(record.title, record.source_sha256, recipe, shots)
     key = layout.qc_report_key(qc_prefix(record, recipe))
     store.put_bytes(key, json.dumps(report, indent=2).encode(), content_type="application/json")
     report["key"] = key
     create_table_artifact(key=f"qc-{record.title}", table=table_rows(report),
                           description=f"QC per shot of {record.title} ({recipe.name})")
-    public = load_settings().public_url  # `reel serve`'s picture page; else file:// or presigned S3 links
+    public = rt.settings.public_url  # `reel serve`'s picture page; else file:// or presigned S3 links
 
     def link(key: str) -> str:
         return picture_url(public, key) if public else store.link(key)

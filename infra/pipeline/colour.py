@@ -1,28 +1,38 @@
-"""Colour tasks: per-shot statistics for shot-analysis stages, and grades learned from reference pairs."""
+"""Per-shot preparation of a title's stages: the shot analysis (frames read from the mezzanine), the
+grades its recipe names (learned from reference pairs, or read from a .cube), and the per-shot bindings
+that the stages' preparation hook makes of them (`catalog.bindings.prepare_shots`)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from catalog import layout
+from catalog.bindings import ShotBindings, prepare_shots
+from catalog.grades import TitleGrade, shot_look
 from catalog.recipe import Recipe
+from catalog.records import IngestRecord
+from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
-from models.grade import learn_grade
-
-SAMPLES_PER_SHOT = 12
-
-
-ANALYSIS_MAX_SIDE = 640
+from infra.settings import Settings
+from infra.sources import check_reference_path
+from infra.storage import Store
+from models.clip import Clip
+from models.grade import learn_grade, read_cube, write_cube
+from models.stage import analysis_step, bound_digest
 
 
 def read_analysis_frames(reader: MezzanineReader, idx: list[int]) -> np.ndarray:
-    """Frames `idx` (sorted), consecutive runs read at once, shrunk to at most ANALYSIS_MAX_SIDE."""
+    """Frames `idx` (sorted), consecutive runs read at once, subsampled for the analysis
+    (`models.stage.analysis_step`: at most ANALYSIS_MAX_SIDE pixels a side)."""
     frames: list[np.ndarray] = []
     i = 0
     while i < len(idx):
@@ -31,9 +41,24 @@ def read_analysis_frames(reader: MezzanineReader, idx: list[int]) -> np.ndarray:
             j += 1
         frames.extend(reader.read(idx[i], idx[j] + 1))
         i = j + 1
-    h, w = frames[0].shape[:2]
-    step = max(1, int(np.ceil(max(h, w) / ANALYSIS_MAX_SIDE)))
+    step = analysis_step(*frames[0].shape[:2])
     return np.stack([f[::step, ::step] for f in frames])
+
+
+def analyse_shot(store: Store, record: IngestRecord, recipe: Recipe, start: int, end: int) -> dict[int, dict]:
+    """{stage index: statistics} for the recipe's shot-analysis stages, from the frames of the shot
+    [start, end) each asks for (sampled across the shot, or a run of consecutive frames)."""
+    stages = {i: s for i, s in enumerate(recipe.build()) if s.shot_analysis}
+    out = {}
+    if stages:
+        with tempfile.TemporaryDirectory(prefix="reel-analyse-") as tmp:
+            reader = MezzanineReader(store, record, Path(tmp))
+            for i, stage in stages.items():
+                idx = stage.analysis_frames(start, end)
+                clip = Clip.from_uint(read_analysis_frames(reader, idx), record.fps_fraction, first_frame=idx[0],
+                                      color=record.color_info)
+                out[i] = stage.analyse(clip)
+    return out
 
 
 GRADE_LEARNER = "1"  # bump when learn_grade's output changes: cached grades are then relearned
@@ -57,29 +82,35 @@ def learned_grade(store: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], s
     return lut, report
 
 
-def shot_bindings(recipe: Recipe, shots: pd.DataFrame, analyses: list[dict[int, dict]],
-                  grades: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    """{shot: per-stage data to bind}: solved shot-analysis statistics and the shot's grade LUT."""
-    stages = recipe.build()
-    bound: dict[int, list[dict[str, Any]]] = {int(s): [{} for _ in stages] for s in shots["shot"]}
-    shot_ids = [int(s) for s in shots["shot"]]
-    for i, stage in enumerate(stages):
-        if stage.shot_analysis:
-            solved = stage.solve([a[i] for a in analyses])  # type: ignore[attr-defined]  # shot-analysis stages have solve
-            for shot, stats in zip(shot_ids, solved, strict=True):
-                bound[shot][i] = {"stats": stats}
-        elif stage.name == "grade":
-            by_label = {g["label"]: g for g in grades}
-            for shot in shot_ids:
-                label = recipe.grade.label_for_shot(shot) if recipe.grade else (grades[0]["label"] if grades else None)
-                bound[shot][i] = ({"lut": by_label[label]["lut"], "label": label} if label is not None
-                                  else {"lut": None, "label": "ungraded"})
-    return bound
+def learn_title_grades(store: Store, recipe: Recipe, settings: Settings) -> list[TitleGrade]:
+    """Every grade the recipe names: learned from its reference pairs (the sources policy checks the
+    folders), or read from the grade stage's .cube."""
+    out = []
+    if recipe.grade is not None:
+        for label, ref in recipe.grade.labelled():
+            pairs = read_pairs(check_reference_path(ref.originals, settings, "grade originals"),
+                               check_reference_path(ref.graded, settings, "grade stills"))
+            lut, report = learned_grade(store, pairs, recipe.grade.size)
+            cube = write_cube(lut, f"Reel {label}", [
+                f"learned by Reel from {len(pairs)} graded frame(s): {', '.join(report['frames'])}",
+                f"leave-one-out mean dE2000: {report.get('cv_delta_e00', 'n/a')}"])
+            out.append(TitleGrade(label, ref.shots, lut, bound_digest({"lut": lut}), cube, report))
+    elif (cube_file := recipe.grade_cube()) is not None:
+        path = check_reference_path(cube_file, settings, "grade cube")
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ValueError(f"grade cube {path}: {e.strerror or e}") from None
+        lut = read_cube(text)
+        label = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.")[:64] or "grade"
+        out.append(TitleGrade(label, None, lut, bound_digest({"lut": lut}), text, {"cube": path.name}))
+    return out
 
 
-def shot_grade_lut(recipe: Recipe, bound: list[dict[str, Any]] | None) -> np.ndarray | None:
-    """The grade LUT bound to a shot (None: the recipe has no grade, or the shot is ungraded)."""
-    names = [spec.name for spec in recipe.stages]
-    if not bound or "grade" not in names:
-        return None
-    return bound[names.index("grade")].get("lut")
+def shot_bindings(recipe: Recipe, shots: pd.DataFrame, analyses: dict[int, dict[int, dict]],
+                  grades: list[TitleGrade]) -> dict[int, ShotBindings]:
+    """{shot: what each of the recipe's stages is bound with}: the stages' per-shot preparation over the
+    shots' analyses ({shot: {stage index: statistics}}) and the grade the title gives each shot."""
+    rows = [(int(r.shot), int(r.start_frame), int(r.end_frame)) for r in shots.itertuples(index=False)]
+    looks = {shot: shot_look(recipe, grades, shot) for shot, _, _ in rows}
+    return prepare_shots(recipe.build(), rows, analyses, looks)

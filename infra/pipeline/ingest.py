@@ -31,17 +31,17 @@ from infra.media import (
     probe,
 )
 from infra.pipeline.shots import store_shot_table
-from infra.runtime import current_store
 from infra.settings import Settings
 from infra.storage import Store
-from models.shots import StreamingScores
+from models.shots import SHOT_DETECTOR
 
 PREFETCH_FRAMES = 8  # decoded frames held ahead of the encoder (memory: 8 frames)
 
 
-def ingest_file(src: Path, source_name: str, title: str, settings: Settings, force: bool = False,
-            accept_truncated: bool = False, stream: int | None = None) -> IngestRecord:
-    store = current_store()
+def ingest_file(store: Store, src: Path, source_name: str, title: str, settings: Settings, force: bool = False,
+                accept_truncated: bool = False, stream: int | None = None) -> IngestRecord:
+    """The ingest record of `src` (stored as `source_name` of `title`): made now, or the one made before
+    (unless `force`)."""
     info = probe(src, timeout_s=settings.probe_timeout_s, max_pixels=settings.max_source_pixels,
                  max_memory_mb=settings.probe_max_memory_mb, stream=stream)  # child: bad media cannot crash us
     assert info.video is not None  # probe refuses files without video
@@ -139,7 +139,7 @@ def _cut_by_copy(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, store
     copies and stores them while this one scores the decoded frames for the shot detector.
     NotIntraOnly when a packet is not a key frame or the packets do not match the decoded frames."""
     chunks: list[str] = []
-    scores = StreamingScores()
+    scores = SHOT_DETECTOR.streaming()
     frames = 0
     stop = threading.Event()
 
@@ -187,7 +187,7 @@ def _cut_by_encode(src: Path, v: VideoInfo, depth: int, n: int, prefix: str, sto
     # while the next chunk is encoded (PyAV and hashlib release the GIL). The shot detector's score
     # rows are made here too, from the frames as they are decoded (one decode of the source for both;
     # the chunk tasks of tasks.shots would decode the mezzanine again).
-    scores = StreamingScores()
+    scores = SHOT_DETECTOR.streaming()
     scoring: deque[Future[Any]] = deque()
     with tempfile.TemporaryDirectory(prefix="reel-ingest-") as tmp, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-shots") as scorer_thread:

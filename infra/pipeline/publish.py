@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from catalog import editorial, layout
+from catalog.grades import TitleGrade
 from catalog.layout import MASTER_FILES, QC_JSON, REPORT_HTML, published_qc_paths
 from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
 from catalog.qc_report import render_report_html
@@ -31,7 +32,7 @@ from infra.media import MediaError, encode_master, iter_frames, join_master
 
 
 def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
-                    grades: list[dict[str, Any]] | None = None) -> str:
+                    grades: list[TitleGrade] | None = None) -> str:
     """Deterministic version id: same source, stages, masters, grade LUTs and per-shot parameter overrides
     -> same version. Who approved does not change the pictures, so it does not change the version."""
     ident: dict[str, Any] = {"source": record.source_sha256, "chain": recipe.chain(),
@@ -39,7 +40,7 @@ def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]
     if review.get("overrides"):  # {shot: ["stage.param=value", ...]} from reruns and review decisions
         ident["overrides"] = review["overrides"]
     if grades:  # a re-graded reference frame makes a new version even with the same recipe text
-        ident["grades"] = [[g["label"], g["digest"]] for g in grades]
+        ident["grades"] = [g.identity() for g in grades]
     if record.stream_chosen:  # another video stream of the same file is another film
         ident["video_stream"] = record.video_stream
     if recipe.source.start_timecode != editorial.DEFAULT_START_TIMECODE:  # other shot lists (default: ids kept)
@@ -73,7 +74,7 @@ def shot_list_files(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, v
 
 
 def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord],
-                   qc: dict[str, Any], grades: list[dict[str, Any]], prefix: str, width: int, height: int,
+                   qc: dict[str, Any], grades: list[TitleGrade], prefix: str, width: int, height: int,
                    outputs: list[OutputRecord], written: list[str],
                    shot_lists: list[tuple[str, bytes, str, str]] | None = None
                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -118,12 +119,11 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
                              **pictures})
         grade_docs = []
         for g in grades or []:
-            path = layout.grade_path(g["label"])
-            data = g["cube"].encode()
+            path = layout.grade_path(g.label)
+            data = g.cube.encode()
             sha = _put_output(store, f"{prefix}/{path}", written, data=data, content_type="text/plain")
             outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=len(data), kind="grade-lut"))
-            grade_docs.append({"label": g["label"], "shots": g["shots"], "digest": g["digest"], "path": path,
-                               "report": g["report"]})
+            grade_docs.append(g.manifest_entry(path))
         qc_doc = {**{k: v for k, v in qc.items() if k not in ("key", "shots")}, "report_html": REPORT_HTML,
                   "shots": qc_shots}
         qc_bytes = json.dumps(qc_doc, indent=2).encode()
@@ -274,7 +274,7 @@ class FanOut:
 
 def publish_title(store: Any, record: IngestRecord, recipe: Recipe, shots: pd.DataFrame,
                   segments: list[SegmentRecord], qc: dict[str, Any], review: dict[str, Any],
-                  grades: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  grades: list[TitleGrade] | None = None) -> dict[str, Any]:
     """Publish the version of this source, recipe, grades and review in `store` (once: an existing
     manifest is returned as it is); returns the manifest."""
     version = publish_version(record, recipe, review, grades)

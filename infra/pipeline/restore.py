@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog import layout
+from catalog.bindings import ShotBindings
 from catalog.layout import master_part_key
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
@@ -17,24 +18,19 @@ from catalog.shots import Piece
 from infra.hashing import short_hash
 from infra.media import FFV1Writer, encode_master, iter_frames, master_part_codec
 from infra.mezzanine import MezzanineReader
-from infra.pipeline.colour import shot_grade_lut
 from infra.runtime import release_memory
-from models.chain import run_chain
-from models.clip import Clip, ColorInfo
+from models.chain import run_piece
 from models.qc import measure_piece, pictures_bytes
 from models.stage import Stage
 
 
-def bound_stages(recipe: Recipe, bound: list[dict[str, Any]] | None) -> list[Stage]:
+def bound_stages(recipe: Recipe, bound: ShotBindings | None) -> list[Stage]:
     """The recipe's stages with the flow's per-shot data (shot statistics, grade LUT) bound."""
     stages = recipe.build()
-    if bound:
-        stages = [s.bind(**b) if b else s for s, b in zip(stages, bound, strict=True)]
-    return stages
+    return bound.apply(stages) if bound is not None else stages
 
 
-def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe,
-                bound: list[dict[str, Any]] | None = None) -> str:
+def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe, bound: ShotBindings | None = None) -> str:
     """Content address of a piece's output: source, frame ranges, every stage's version and
     parameters, and a digest of the data bound to each stage."""
     h = short_hash({"source": record.source_sha256, "depth": record.bit_depth,
@@ -96,7 +92,7 @@ def store_record(store: Any, key: str) -> SegmentRecord:
 
 
 def restore_piece_to(store: Any, record: IngestRecord, piece: Piece, recipe: Recipe,
-                     bound: list[dict[str, Any]] | None = None, force: bool = False,
+                     bound: ShotBindings | None = None, force: bool = False,
                      shot_frames: tuple[int, int] | None = None) -> SegmentRecord:
     """The piece's restored segment: made now, or (unless `force`) an identical one made earlier.
     With `shot_frames` (its shot's start, end) the piece's QC is measured too, while the source and
@@ -114,14 +110,11 @@ def restore_piece_to(store: Any, record: IngestRecord, piece: Piece, recipe: Rec
         # QC's repeated-frame test compares the piece's first frame with the one before it
         lo = piece.start - 1 if shot_frames and shot_frames[0] < piece.start == piece.read_start else piece.read_start
         source = MezzanineReader(store, record, Path(tmp) / "mezz").read(lo, piece.read_end)
-        color = ColorInfo(**{**record.color, "bit_depth": record.color.get("bit_depth", record.bit_depth)})
-        clip = Clip.from_uint(source[piece.read_start - lo:], Fraction(record.fps), first_frame=piece.read_start,
-                              color=color)
+        color = record.color_info
         clock.lap("read")
-        out, reports = run_chain(bound_stages(recipe, bound), clip, piece.start - piece.read_start,
-                                 piece.end - piece.read_start)
-        del clip
-        frames = out.to_uint()
+        out = run_piece(bound_stages(recipe, bound), source[piece.read_start - lo:], record.fps_fraction, color,
+                        piece.read_start, piece.start, piece.end)
+        frames, reports = out.frames, out.reports
         clock.lap("chain")
         path = Path(tmp) / "segment.mkv"
         with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
@@ -139,7 +132,7 @@ def restore_piece_to(store: Any, record: IngestRecord, piece: Piece, recipe: Rec
         if shot_frames:
             qc, pictures = measure_piece(source[piece.start - lo:piece.end - lo], frames, shot_start=shot_frames[0],
                                          shot_end=shot_frames[1], start=piece.start, bit_depth=record.bit_depth,
-                                         grade_lut=shot_grade_lut(recipe, bound),
+                                         grade_lut=bound.lut if bound is not None else None,
                                          before=source[piece.start - 1 - lo] if piece.start > shot_frames[0] else None)
             qc_key = layout.piece_qc_key(key, qc["version"])
             blob = pictures_bytes(pictures)

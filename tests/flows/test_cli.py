@@ -96,3 +96,36 @@ def test_set_takes_several_settings_separated_by_commas():
                                                                             "seed": 3}
     with pytest.raises(ValueError, match="key=value"):
         parse_sets(["scale"])
+
+
+def test_a_one_file_command_opens_no_store(tiny_film, tmp_path, monkeypatch):
+    """`reel stage` needs no store: none is created in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REEL_STORE", raising=False)
+    assert main(["stage", "deflicker", str(tiny_film["path"]), str(tmp_path / "out.mkv")]) == 0
+    assert (tmp_path / "out.mkv").is_file() and not (tmp_path / "reel-data").exists()
+
+
+def test_reel_stage_plans_a_file_as_the_flow_plans_a_title(tmp_path):
+    """The one-file pipeline cuts pieces from the flow's shot table: a dissolve is a row of its own, so a
+    temporal stage never reads across it (before, `reel stage` ended pieces at hard cuts only); spatial
+    stages need no shots at all."""
+    from infra.pipeline.file import needs_shots, plan_file, probe_file
+    from infra.settings import Settings
+    from models.registry import make_stage
+
+    film = tmp_path / "ev.mkv"
+    assert main(["synth", str(film), "--seed", "3", "--shots", "3", "--frames-per-shot", "30", "--transitions",
+                 "--size", "160x120"]) == 0
+    truth = json.loads((tmp_path / "ev.truth.json").read_text())
+    settings = Settings(store=str(tmp_path / "unused"), piece_frames=16)
+    info = probe_file(film, settings)
+    denoise, upscale = make_stage("denoise"), make_stage("upscale", {"method": "lanczos"})
+    assert needs_shots([denoise]) and not needs_shots([upscale])
+    plan = plan_file([denoise], film, info, settings)
+    kinds = list(plan.shots["kind"])
+    assert any(k != "shot" for k in kinds) and len(truth["transitions"]) > 0
+    for row in plan.shots.itertuples(index=False):
+        inside = [p for p in plan.pieces if p.shot == row.shot]
+        assert inside and all(row.start_frame <= p.read_start and p.read_end <= row.end_frame for p in inside)
+    assert len(plan_file([upscale], film, info, settings).shots) == 1

@@ -8,7 +8,6 @@ infra/deploy: separate worker processes that know the settings only from their e
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
@@ -31,9 +30,6 @@ def test_restore_runs_on_the_cluster_at_reel_dask_address(tiny_film, local_store
         monkeypatch.setenv("REEL_DASK_ADDRESS", cluster.scheduler_address)
         workers = set(client.scheduler_info()["workers"])
         assert len(workers) == 2
-        # infra.cluster (imported with the flow) keeps Dask's nanny from setting MALLOC_TRIM_THRESHOLD_,
-        # which made the stages 26 % slower in a worker
-        assert client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_") == dict.fromkeys(workers)
         with get_task_stream(client) as stream:  # records every task the scheduler ran, from any client
             summary = run_restore(str(tiny_film["path"]), "cluster-test", "identity")
         ran_on = {record["worker"] for record in stream.data}
@@ -62,43 +58,3 @@ def test_workers_with_another_store_are_refused_before_any_work(tiny_film, local
         with pytest.raises(ValueError, match="Dask workers use the store"):
             run_restore(str(tiny_film["path"]), "wrong-store", "identity")
     assert not (local_store_env / "work").exists() and not (elsewhere / "work").exists()
-
-
-def test_the_local_cluster_starts_while_the_flow_ingests():
-    """cluster_starting makes the runner's cluster in a thread during the block and waits for it; a
-    cluster that cannot start is left for the first submit to report; other runners are left alone."""
-    import threading
-
-    from prefect.task_runners import ThreadPoolTaskRunner
-    from prefect_dask import DaskTaskRunner
-
-    from infra.cluster import cluster_starting
-
-    runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                            cluster_kwargs={"n_workers": 1, "threads_per_worker": 1, "processes": True,
-                                            "dashboard_address": None})
-    with runner:
-        with cluster_starting(runner):
-            assert any(t.name == "reel-cluster-start" for t in threading.enumerate())
-        assert runner._client is not None
-        assert len(runner.client.scheduler_info()["workers"]) == 1
-
-        def imported() -> bool:
-            import sys
-
-            return all(name in sys.modules for name in ("tasks.restore", "tasks.qc", "tasks.shots"))
-
-        assert list(runner.client.run(imported).values()) == [True]  # the workers imported the tasks
-        with cluster_starting(runner):  # already started: no thread
-            assert not any(t.name == "reel-cluster-start" for t in threading.enumerate())
-
-    def refuse(**kwargs):
-        raise RuntimeError("no cluster today")
-
-    broken = DaskTaskRunner(cluster_class=refuse)
-    with broken:
-        with cluster_starting(broken):
-            pass
-        assert broken._client is None
-    with cluster_starting(ThreadPoolTaskRunner()):
-        assert not any(t.name == "reel-cluster-start" for t in threading.enumerate())

@@ -9,8 +9,10 @@ import av
 import cv2
 import numpy as np
 
-from flows.cli import detect_file_cuts, main
+from flows.cli import main
 from infra.media import frame_times
+from infra.pipeline.file import shots_of_file
+from infra.settings import Settings
 
 
 def test_synth_with_events_then_shots_json(tmp_path, capsys):
@@ -65,7 +67,7 @@ def test_cut_seconds_come_from_the_frames_own_timestamps(tmp_path):
     path = tmp_path / "vfr.mkv"
     _write_vfr(path, pts, cut=11)
     assert frame_times(path) == [p / 1000 for p in pts]
-    result = detect_file_cuts(path)
+    result = shots_of_file(path, Settings()).to_json()
     assert result["cuts"] == [11] and result["frames"] == len(pts)
     assert result["cut_seconds"] == [0.54]  # not 11 / fps
     assert result["transitions"] == []

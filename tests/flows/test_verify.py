@@ -232,9 +232,9 @@ def test_bad_titles_fail_before_any_io(monkeypatch, capsys):
     import infra.runtime
 
     def tripwire():
-        raise AssertionError("store opened before the title was validated")
+        raise AssertionError("settings read or store opened before the title was validated")
 
-    monkeypatch.setattr(infra.runtime, "current_store", tripwire)
+    monkeypatch.setattr(infra.runtime, "process_runtime", tripwire)
     for bad in ("Bad Title", "UPPER", "a" * 65, "tiny\x00"):
         code, lines, err = _run(["verify", bad], capsys)
         assert code == 1 and err.startswith("reel: error: invalid title id") and err.count("\n") == 1, err

@@ -207,10 +207,15 @@ def test_bad_media(case: Case, tmp_path: Path) -> None:
         else:
             _check_frames(list(iter_frames(path, depth=depth)), case.expect)
     assert time.monotonic() - started < PROBE_TIMEOUT_S / 2, "took so long that something blocked"
-    if case.decode_too:  # the decoding path is confined too, and names no other file
-        error = _in_thread(lambda: next(iter_frames(path)), 10.0)
-        assert isinstance(error, MediaError), repr(error)
-        assert "\n" not in str(error) and str(error).startswith(f"cannot read media {str(path)!r}: ")
+    if case.decode_too:  # the decoding paths are confined too, and name no other file
+        from infra.luma import DecodedTimes, picture_features  # `reel shots` / `reel stage`'s shot detection
+        from models.shots import SHOT_DETECTOR
+
+        for read in (lambda: next(iter_frames(path)), lambda: next(picture_features(path, SHOT_DETECTOR,
+                                                                                    DecodedTimes()))):
+            error = _in_thread(read, 10.0)
+            assert isinstance(error, MediaError), repr(error)
+            assert "\n" not in str(error) and str(error).startswith(f"cannot read media {str(path)!r}: ")
 
 
 def test_the_table_is_big_enough():

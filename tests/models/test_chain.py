@@ -62,3 +62,25 @@ def test_every_stage_needs_no_more_than_its_stated_context(shot, name):
     a, b = 22, 28
     part = stage(clip.slice(a - c, b + c)).frames[c:c + b - a]
     np.testing.assert_allclose(part, full[a:b], atol=1e-5)
+
+
+def test_run_piece_gives_the_pieces_16_bit_frames_and_a_frame_rate_changer_goes_last(shot):
+    """The stage loop's body (`run_piece`, what the flow, `reel stage` and the plain loop run): integer
+    frames in, the piece's uint16 frames out; a last stage with frame_factor k gives k frames per frame at
+    k times the rate; a chain that cannot run (a frame-rate changer before another stage) is refused."""
+    from models.chain import check_chain, run_piece
+    from models.registry import make_stage
+
+    frames = shot.to_uint(np.uint16)[10:40]
+    stages = [make_stage("deflicker"), make_stage("interpolate", {"factor": 2})]
+    assert check_chain(stages) == 2
+    halo = sum(s.context_frames for s in stages)
+    out = run_piece(stages, frames, shot.fps, shot.color, read_start=10, start=10 + halo, end=20 + halo)
+    assert out.frames.dtype == np.uint16 and out.frames.shape == (20, shot.height, shot.width, 3)
+    assert out.fps == 2 * shot.fps and [r["stage"] for r in out.reports] == ["deflicker", "interpolate"]
+    direct, _ = run_chain(stages[:1], Clip.from_uint(frames, shot.fps, 10, shot.color), halo, 10 + halo)
+    assert np.array_equal(out.frames[::2], run_piece(stages[:1], frames, shot.fps, shot.color, 10, 10 + halo,
+                                                     20 + halo).frames)  # frame 2i is input frame i
+    assert np.array_equal(out.frames[::2], direct.to_uint(np.uint16))
+    with pytest.raises(ValueError, match="last stage"):
+        check_chain(stages[::-1])

@@ -8,7 +8,9 @@ import pytest
 from models.clip import Clip, ColorInfo, to_uint
 from models.metrics import cut_scores, mask_scores
 from models.shots import (
+    DETECTOR_VERSION,
     HEAL,
+    SHOT_DETECTOR,
     StreamingScores,
     decide,
     decide_cuts,
@@ -75,6 +77,29 @@ def test_chunked_scores_equal_serial_scores():
     assert np.array_equal(np.nan_to_num(short.finish(), nan=-1),
                           np.nan_to_num(score_rows([frame_features(x) for x in frames[:2]], 0, 2), nan=-1))
     assert StreamingScores().finish().shape == (0, serial.shape[1])
+
+
+def test_the_shot_detector_gives_the_same_rows_on_every_path():
+    """One detector object for ingest (streaming), the chunk tasks (a chunk read with its halo) and `reel
+    shots` (a whole film's features): the same rows, the same decision."""
+    f = render_film(SynthConfig(seed=6, shots=3, frames_per_shot=9))
+    frames = f.degraded
+    det = SHOT_DETECTOR
+    whole = det.score(frames)
+    streaming = det.streaming()
+    for x in frames:
+        streaming.push(x)
+    parts = []
+    for start in range(0, len(frames), 5):
+        end = min(len(frames), start + 5)
+        lo, hi = det.chunk_window(start, end, len(frames))
+        assert (start - lo, hi - end) == (min(start, det.halo_before), min(len(frames) - end, det.halo_after))
+        parts.append(det.score_chunk(list(frames[lo:hi]), start, end, lo))
+    features = det.score(det.features(x) for x in frames)  # what `reel shots` feeds it
+    for rows in (streaming.finish(), np.concatenate(parts), features):
+        assert np.array_equal(np.nan_to_num(rows, nan=-1), np.nan_to_num(whole, nan=-1))
+    assert det.decide(whole).cuts == det.detect(frames).cuts == f.truth["cuts"]
+    assert det.version == DETECTOR_VERSION
 
 
 def test_scores_count_true_and_false_positives():

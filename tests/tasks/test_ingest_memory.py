@@ -21,9 +21,10 @@ from models.synth import SynthConfig, render_film
 PROBE = """
 import json, sys
 from pathlib import Path
-from infra.settings import load_settings
+from infra.runtime import process_runtime
 from infra.pipeline.ingest import ingest_file
-record = ingest_file(Path(sys.argv[1]), "film.mkv", "mem", load_settings())
+rt = process_runtime()
+record = ingest_file(rt.store, Path(sys.argv[1]), "film.mkv", "mem", rt.settings)
 # VmHWM, not ru_maxrss: Linux carries the parent's peak over into a child's ru_maxrss across exec
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"chunks": len(record.chunks), "mezzanine": record.mezzanine, "peak_mib": int(hwm.split()[1]) / 1024}))

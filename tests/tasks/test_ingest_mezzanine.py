@@ -17,8 +17,7 @@ from infra.media import encode_master, iter_frames, write_film
 from infra.mezzanine import MezzanineReader
 from infra.pipeline.ingest import ingest_file
 from infra.pipeline.shots import shots_key
-from infra.runtime import current_store
-from infra.settings import load_settings
+from infra.runtime import process_runtime
 
 FPS = Fraction(24)
 
@@ -40,10 +39,11 @@ def frames(n: int = 12) -> list[np.ndarray]:
 
 
 def ingest_and_read(path: Path, title: str, tmp_path: Path):
-    record = ingest_file(path, path.name, title, load_settings())
-    reader = MezzanineReader(current_store(), record, tmp_path / f"cache-{title}")
+    rt = process_runtime()
+    record = ingest_file(rt.store, path, path.name, title, rt.settings)
+    reader = MezzanineReader(rt.store, record, tmp_path / f"cache-{title}")
     got = reader.read(0, record.frames)
-    table = pd.read_parquet(io.BytesIO(current_store().get_bytes(shots_key(record))))
+    table = pd.read_parquet(io.BytesIO(rt.store.get_bytes(shots_key(record))))
     return record, got, table
 
 
