@@ -72,7 +72,7 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
 
     with cluster_starting(FlowRunContext.get().task_runner):  # the workers start while the source is ingested
         record = ingest(source, title, force=plan.forces("ingest"), accept_truncated=rec.source.accept_truncated,
-                        stream=rec.source.stream)
+                        stream=rec.source.stream, options=rec.source)
         grades = learn_grades(rec)
     if plan.is_plain and (done := find_published(record, rec, AUTO_REVIEW, grades)) is not None:
         print(f"{title}: already published as {done['version']}")
