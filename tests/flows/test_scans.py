@@ -16,6 +16,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from catalog.recipe import BUILTIN_RECIPES, SourceOptions
 from flows.restore_title import run_restore
 from infra.fixity import verify_store
 from infra.media import iter_frames, probe
@@ -160,7 +161,11 @@ def test_16_bit_tiff_and_half_exr_sequences(local_store_env, tmp_path):
     codes = scan_codes(16)
     tif = tmp_path / "tif"
     SequenceWriter(tif, "t", FrameFormat("tiff", 16), start=1).write_all(codes)
-    summary = run_restore(str(tif / "t.%07d.tif"), "tiff-scan", "identity", )
+    identity = BUILTIN_RECIPES["identity"]
+    with pytest.raises(Exception, match="its headers give no frame rate; set it with --fps"):
+        run_restore(str(tif / "t.%07d.tif"), "tiff-scan", identity)
+    at24 = identity.model_copy(update={"source": SourceOptions(fps="24")})
+    summary = run_restore(str(tif / "t.%07d.tif"), "tiff-scan", at24)
     _, paths = fetch(summary, tmp_path / "out-tif")
     master = np.stack(list(iter_frames(paths["master.mkv"], depth=16)))
     assert master.shape == (12, H, W, 3) and np.array_equal(master, codes)  # 16 bits kept exactly
@@ -176,4 +181,4 @@ def test_16_bit_tiff_and_half_exr_sequences(local_store_env, tmp_path):
     # the working space is BT.709 R'G'B': the linear values through the BT.709 curve
     half = linear.astype(np.float16).astype(np.float64)
     oetf = np.where(half < 0.018, 4.5 * half, 1.099 * np.power(half, 0.45) - 0.099)
-    assert np.abs(master - oetf).max() < 2e-4
+    assert np.abs(master - oetf).max() < 5e-4  # OCIO joins the curve and the line at its own break point
