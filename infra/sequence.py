@@ -183,7 +183,17 @@ def _pattern_regex(name: str) -> tuple[re.Pattern[str], str, str]:
     return regex, printf_name, ext
 
 
-def _real_folder(folder: Path, shown: str, roots: list[Path] | None) -> Path:
+def _real_folder(folder: Path, shown: str, roots: list[Path] | None, exists: bool = True) -> Path:
+    if roots:  # outside the roots is refused whether the folder exists or not (nothing probed out there)
+        try:
+            loose = folder.resolve(strict=False)
+        except (OSError, RuntimeError) as exc:
+            raise SequenceError(f"sequence {shown}: cannot resolve its folder ({getattr(exc, 'strerror', None) or exc})"
+                                ) from None
+        if not any(loose.is_relative_to(r) for r in roots):
+            raise SequenceError(f"sequence {shown} is outside the allowed source roots (REEL_SOURCE_ROOTS)")
+    if not exists:
+        return folder
     try:
         real = folder.resolve(strict=True)
     except FileNotFoundError:
@@ -211,14 +221,15 @@ def list_sequence(source: str | os.PathLike, *, roots: Iterable[str | os.PathLik
         raise SequenceError(f"sequence {shown}: empty, or holds control characters")
     root_paths = [Path(r).expanduser().resolve() for r in roots or ()]
     given = Path(text)
-    if ".." in given.parts:
-        raise SequenceError(f"sequence {shown}: '..' is not allowed in a sequence path")
     pattern_name = None
     if not text.endswith(("/", os.sep)) and (_PRINTF.search(given.name) or "#" in given.name):
         pattern_name = given.name
         folder = given.parent
     else:
         folder = given
+    if ".." in given.parts:
+        _real_folder(folder, shown, root_paths, exists=False)  # outside the roots says so first
+        raise SequenceError(f"sequence {shown}: '..' is not allowed in a sequence path")
     folder_real = _real_folder(folder, shown, root_paths)
     if pattern_name is not None:
         regex, printf_name, ext = _pattern_regex(pattern_name)
@@ -273,8 +284,9 @@ def _scan_folder(folder: Path, shown: str, max_frames: int) -> tuple[list[tuple[
     except OSError as exc:
         raise SequenceError(f"sequence {shown}: cannot list its folder ({exc.strerror or exc})") from None
     if not groups:
-        raise SequenceError(f"sequence {shown}: the folder holds no numbered "
-                            f"{'/'.join('.' + e for e in EXTENSIONS)} files")
+        raise SequenceError(f"sequence {shown}: the directory holds no numbered "
+                            f"{'/'.join('.' + e for e in EXTENSIONS)} files (a directory is read as an image "
+                            "sequence)")
     if len(groups) > 1:
         runs = sorted(groups.items(), key=lambda kv: -len(kv[1]))
         listed = ", ".join(f"{p}####.{e} ({len(v)} files)" for (p, e), v in runs[:4])

@@ -221,7 +221,8 @@ def _check_sequence(source: str, shown: str, settings: Any) -> SourceSpec:
         seq = list_sequence(source, roots=_roots(settings))
     except SequenceError as exc:
         text = str(exc)
-        if "outside the allowed source roots" in text or "'..'" in text or "outside the sequence's folder" in text:
+        if any(w in text for w in ("outside the allowed source roots", "'..'", "outside the sequence's folder",
+                                   "holds no numbered", "not a regular file")):
             raise SourceRefused(text) from None
         if "no such folder" in text or "no frame files" in text:
             raise SourceNotFound(text) from None
