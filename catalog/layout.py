@@ -51,9 +51,14 @@ def original_key(title: str, source_sha256: str, ext: str) -> str:
     return f"{ORIGINALS}/{title}/{source_sha256}.{ext}"
 
 
+def original_frames_prefix(title: str) -> str:
+    """Where an image-sequence source's frames are stored (`original_frame_key`)."""
+    return f"{ORIGINALS}/{title}/frames"
+
+
 def original_frame_key(title: str, frame_sha256: str, ext: str) -> str:
     """One frame of an image-sequence source, addressed by its content (a repeated frame is stored once)."""
-    return f"{ORIGINALS}/{title}/frames/{frame_sha256}.{ext}"
+    return f"{original_frames_prefix(title)}/{frame_sha256}.{ext}"
 
 
 def sequence_candidate_key(title: str, digest: str) -> str:

@@ -70,6 +70,17 @@ class MezzanineReader:
         assert out is not None
         return out
 
+    def read_for_shots(self, start: int, end: int) -> list[np.ndarray]:
+        """Frames [start, end) as the shot detector takes them: full frames of a video source, an image
+        sequence's thumbnails in the working space (`infra.pipeline.scans.shot_frame`, as its ingest scored
+        them)."""
+        if self.record.mezzanine != "sequence":
+            return list(self.read(start, end))
+        from infra.pipeline.scans import shot_frame
+
+        colour = self.scan_colour()
+        return [shot_frame(colour, p, self.record.bit_depth) for p in self.sequence_pixels(start, end)]
+
     def iter_blocks(self, start: int, end: int) -> Iterator[np.ndarray]:
         """Frames [start, end) as consecutive (t, H, W, 3) blocks, one per chunk touched."""
         r = self.record

@@ -35,7 +35,7 @@ def chunk_scores(record: IngestRecord, index: int) -> np.ndarray:
     end = min(record.frames, start + record.chunk_frames)
     lo, hi = max(0, start - 1), min(record.frames, end + HEAL)
     with tempfile.TemporaryDirectory(prefix="reel-shots-") as tmp:
-        frames = MezzanineReader(current_store(), record, tmp).read(lo, hi)  # type: ignore[arg-type]  # uint8/uint16
+        frames = MezzanineReader(current_store(), record, tmp).read_for_shots(lo, hi)  # type: ignore[arg-type]
     return score_rows([frame_features(f) for f in frames], start - lo, end - start)
 
 

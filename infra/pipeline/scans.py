@@ -41,12 +41,12 @@ from infra.media import MIN_SIZE, MediaError, prefetched
 from infra.pipeline.shots import store_shot_table
 from infra.runtime import current_store
 from infra.scan_colour import ScanColour, ScanEncoding, make_encoding
-from infra.sequence import FrameInfo, Sequence, SequenceError, list_sequence, read_frame, read_header
+from infra.sequence import FrameInfo, Sequence, SequenceError, list_sequence, read_frame, read_header, rgb
 from infra.settings import Settings
 from infra.sound import probe_sound, sound_offset
-from infra.storage import Store
+from infra.storage import LocalStore, Store
 from models.clip import ColorInfo
-from models.shots import StreamingScores
+from models.shots import StreamingScores, shrink
 
 LOG = logging.getLogger("reel.ingest")
 LISTING_SCHEMA = "reel.sequence/1"
@@ -151,25 +151,20 @@ def _ingest(store: Store, seq: Sequence, first: FrameInfo, fps: Fraction, fps_fr
     shas: list[str] = []
 
     def store_frame(i: int) -> tuple[str, str]:
-        frame = seq.frames[i]
-        sha, _ = sha256_file(frame.path)
-        key = layout.original_frame_key(title, sha, seq.ext)
-        if not store.exists(key):
-            got = store.put_file(key, frame.path)
-            if got != sha:  # the file changed between the two reads
-                raise SequenceError(f"frame {str(frame.path)!r} changed while it was being stored")
+        key, sha = put_by_content(store, layout.original_frames_prefix(title), lambda h: f"{h}.{seq.ext}",
+                                  seq.frames[i].path)
         return sha, key
 
     def decoded() -> Iterator[np.ndarray]:
         for i, frame in enumerate(seq.frames):
             pixels, _ = read_frame(frame.path, first, max_pixels=settings.max_source_pixels)
-            yield colour.working_uint(pixels, depth)
+            yield shot_frame(colour, pixels, depth)
             del pixels
             if i % 64 == 63:
                 _check_stored(pending)
 
     pending: list[Future[tuple[str, str]]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-ingest-store") as storer:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reel-ingest-store") as storer:
         pending.extend(storer.submit(store_frame, i) for i in range(len(seq.frames)))
         try:
             shown_j = 0
@@ -188,6 +183,8 @@ def _ingest(store: Store, seq: Sequence, first: FrameInfo, fps: Fraction, fps_fr
             for f in pending:
                 f.cancel()
             raise
+    if isinstance(store, LocalStore):  # the frames are on disk before anything that names them
+        store.sync_objects(sorted(set(keys)))
     listing = _listing(seq, shas)
     sha = sha256_bytes(listing)
     original_key = layout.original_key(title, sha, "json")
@@ -233,6 +230,20 @@ def _ingest(store: Store, seq: Sequence, first: FrameInfo, fps: Fraction, fps_fr
     return record
 
 
+def put_by_content(store: Store, prefix: str, name_for: Any, path: Any) -> tuple[str, str]:
+    """Store a file under `prefix/name_for(sha256)` unless that key exists; (key, sha256). A local store
+    reads the file once (copy and hash in one pass); any other hashes it first, then puts it (and a file
+    that changed in between is an error)."""
+    if isinstance(store, LocalStore):
+        return store.put_file_by_content(prefix, name_for, path, sync=False)  # synced before the listing
+    sha, _ = sha256_file(path)
+    key = f"{prefix}/{name_for(sha)}"
+    if not store.exists(key) and store.put_file(key, path) != sha:
+        store.delete(key)
+        raise SequenceError(f"frame {str(path)!r} changed while it was being stored")
+    return key, sha
+
+
 def _check_stored(pending: list[Future[Any]]) -> None:
     """Raise the first storage error early (the decoder would otherwise run to the end first)."""
     for f in pending:
@@ -240,6 +251,13 @@ def _check_stored(pending: list[Future[Any]]) -> None:
             return
         if f.exception() is not None:
             f.result()
+
+
+def shot_frame(colour: ScanColour, pixels: np.ndarray, depth: int) -> np.ndarray:
+    """What the shot detector sees of a scan's frame: its thumbnail (`models.shots.shrink`) in the working
+    space. Shrinking first gives the detector's own features exactly for display scans and spares a log
+    scan's conversion of the whole frame; the ingest and the shot-score tasks use this same function."""
+    return colour.working_uint(shrink(rgb(pixels)), depth)
 
 
 def segment_encoding(record: IngestRecord, recipe: Any) -> str:
