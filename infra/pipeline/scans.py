@@ -103,6 +103,15 @@ def _listing(seq: Sequence, shas: list[str]) -> bytes:
                            "missing": list(seq.missing)}).encode()
 
 
+def sequence_sha256(source: str, settings: Settings, sha_of: Any = None) -> str:
+    """The identity an ingest of this sequence would give it (the sha256 of its listing), from each frame's
+    sha256 (`sha_of(path)`: the catalogue's cached checksums; default: hashed now). Opens no frame
+    with an image library."""
+    seq = list_sequence(source, roots=settings.source_roots)
+    shas = [sha_of(f.path) for f in seq.frames] if sha_of else _hash_all(seq)
+    return sha256_bytes(_listing(seq, shas))
+
+
 def _hint_key(title: str, seq: Sequence) -> str:
     return layout.sequence_candidate_key(title, short_hash([seq.pattern, [[f.name, f.size] for f in seq.frames]], 32))
 

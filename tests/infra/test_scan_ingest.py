@@ -87,3 +87,19 @@ def test_what_scans_get_wrong_is_named(store_env, tmp_path):
         SequenceWriter(tmp_path / "norate", "r", FrameFormat("tiff", 16)).write(np.zeros((48, 64, 3), np.uint16))
         ingest_sequence(str(tmp_path / "norate"), "norate", Settings())
     assert not current_store().list("work/cut") and not current_store().list("work/odd")  # nothing recorded
+
+
+def test_catalogue_status_knows_a_sequence_by_its_listing(store_env, tmp_path):
+    import pandas as pd
+
+    from catalog.titles import parse_titles
+    from flows.catalogue import source_facts
+    from infra.catalogue_io import SourceChecksums, anchor_title
+
+    make(tmp_path / "scan")
+    record = ingest_sequence(str(tmp_path / "scan"), "scan", Settings())
+    facts = source_facts(str(tmp_path / "scan"), Settings(), SourceChecksums(current_store()))
+    assert facts == {"source_sha256": record.source_sha256}
+    (title,) = parse_titles(pd.DataFrame([{"id": "scan", "source": "scan/r.%07d.dpx", "audio": "scan/r.wav"}]))
+    anchored = anchor_title(title, tmp_path)
+    assert anchored.audio == str(tmp_path / "scan" / "r.wav") and anchored.source.endswith("scan/r.%07d.dpx")
