@@ -171,7 +171,10 @@ class ScanColour:
 
     def __init__(self, enc: ScanEncoding) -> None:
         self.enc = enc
-        self._forward, self._inverse = _processors(enc.config, *enc.spaces()) if enc.converts else (None, None)
+        self._forward: Any = None
+        self._inverse: Any = None
+        if enc.converts:
+            self._forward, self._inverse = _processors(enc.config, *enc.spaces())
         self._table = _tables(enc.config, *enc.spaces()) if enc.converts and not enc.float_samples else None
         self._table16: np.ndarray | None = None
 

@@ -124,7 +124,7 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
             return OutputRecord(path=name, sha256=sha, size_bytes=size, kind=kind, codec=codec)
 
         outputs.extend(pool.map(put_master, [c for c in recipe.masters if c in MASTER_FILES]))
-        sequence_codecs = [c for c in recipe.masters if c in SEQUENCE_MASTER_CODECS]
+        sequence_codecs = [str(c) for c in recipe.masters if c in SEQUENCE_MASTER_CODECS]
         if sequence_codecs:
             outputs.extend(sequence_masters(store, record, recipe, segments, tmpdir, sequence_codecs, prefix,
                                             written))

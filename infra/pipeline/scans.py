@@ -202,7 +202,7 @@ def _ingest(store: Store, seq: Sequence, first: FrameInfo, fps: Fraction, fps_fr
     prefix = work_prefix(title, sha)
     n = settings.chunk_frames
     frame_keys = [keys[j] for j in plan]
-    chunks = []
+    chunks: list[str] = []
     for c in range(0, len(plan), n):
         chunk_key = layout.sequence_chunk_key(prefix, len(chunks))
         store.put_bytes(chunk_key, json.dumps(frame_keys[c:c + n]).encode(), "application/json")
