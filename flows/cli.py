@@ -469,6 +469,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     source, recipe, origin = rerun_target(args.title, settings) if not (args.source and args.recipe) else (
         args.source, args.recipe, "command line")
     source, recipe = args.source or source, args.recipe or recipe
+    if not source:
+        raise ValueError(f"{args.title} was restored from an image sequence, which the store keeps frame by frame: "
+                         "give its folder or pattern with --source")
     params = rerun_parameters(args.title, source, recipe, shots, args.set, args.from_step)
     if args.deployment:
         print(f"started flow run {start_deployment_run(params)} (source and recipe from {origin})")
