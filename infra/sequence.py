@@ -152,8 +152,8 @@ def is_sequence_source(source: str | os.PathLike) -> bool:
     if "://" in text:
         return False
     name = os.path.basename(text.rstrip("/\\"))
-    if _PRINTF.search(name) or "#" in name:
-        return True
+    if (_PRINTF.search(name) or "#" in name) and name.rsplit(".", 1)[-1].lower() in EXTENSIONS:
+        return True  # (a video file named "take#1.mkv" or "100%done.mov" is a file)
     try:
         return stat.S_ISDIR(os.stat(text).st_mode)
     except (OSError, ValueError):

@@ -126,6 +126,7 @@ def test_folder_and_patterns_list_the_same_frames_with_gaps(tmp_path: Path) -> N
         assert [f.name for f in seq.frames] == [f.name for f in by_folder.frames]
     assert is_sequence_source(tmp_path / "scans") and is_sequence_source("x/reel1.%07d.dpx")
     assert not is_sequence_source(tmp_path / "scans" / "reel1.wav")
+    assert not is_sequence_source("take#1.mkv") and not is_sequence_source("100%done.mov")
 
 
 def test_unpadded_numbers(tmp_path: Path) -> None:
