@@ -90,11 +90,14 @@ def _rt(frames: int, rate: float) -> otio.opentime.RationalTime:
 
 
 def shot_timeline(shots: Any, fps: Fraction | str | int, source_name: str, title: str, version: str = "",
-                  start_timecode: str = DEFAULT_START_TIMECODE, total_frames: int | None = None
-                  ) -> otio.schema.Timeline:
+                  start_timecode: str = DEFAULT_START_TIMECODE, total_frames: int | None = None,
+                  sequence: Mapping[str, Any] | None = None) -> otio.schema.Timeline:
     """One video track, one clip per shot (`shot0003`), each referring to the source file by name with its
     frames as `source_range` (in the source's timecode: `start_timecode` + frame). Metadata under "reel":
-    the title, version and rate on the timeline; shot number, kind and Reel's frame range on each clip."""
+    the title, version and rate on the timeline; shot number, kind and Reel's frame range on each clip.
+    sequence: for an image-sequence source, {"prefix", "suffix", "first", "padding"} (`reel1.`, `.dpx`,
+    86400, 7): the clips then refer to its frames with an ImageSequenceReference (frame numbers as the
+    scanner wrote them)."""
     fps = Fraction(fps)
     rows = _rows(shots)
     rate = float(fps)
@@ -108,7 +111,14 @@ def shot_timeline(shots: Any, fps: Fraction | str | int, source_name: str, title
     track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     available = otio.opentime.TimeRange(_rt(offset, rate), _rt(total, rate))
     for r in rows:
-        ref = otio.schema.ExternalReference(target_url=source_name, available_range=available)
+        ref: otio.core.MediaReference
+        if sequence is not None:
+            ref = otio.schema.ImageSequenceReference(
+                target_url_base="", name_prefix=str(sequence["prefix"]), name_suffix=str(sequence["suffix"]),
+                start_frame=int(sequence["first"]), frame_step=1, rate=rate,
+                frame_zero_padding=int(sequence["padding"]), available_range=available)
+        else:
+            ref = otio.schema.ExternalReference(target_url=source_name, available_range=available)
         clip = otio.schema.Clip(
             name=clip_name(r["shot"]), media_reference=ref,
             source_range=otio.opentime.TimeRange(_rt(offset + r["start_frame"], rate),

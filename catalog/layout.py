@@ -1,10 +1,12 @@
 """Every storage key Reel writes or reads, built in one place (one bucket or one local folder).
 
 ```
-originals/<title>/<sha256>.<ext>                                  the untouched source, write-once
+originals/<title>/<sha256>.<ext>                                  the untouched source, write-once (an image
+                                                                  sequence: its listing, .json)
+originals/<title>/frames/<sha256>.<ext>                           an image sequence's frames, by content
 work/<title>/<source-sha>[-s<stream>]/                            one source's work (`work_prefix`)
     ingest.json                                                   the ingest record (written last)
-    mezzanine/<chunk:05d>.mkv                                     frame-exact chunks
+    mezzanine/<chunk:05d>.mkv                                     frame-exact chunks (.json: frame keys)
     shots-v<detector>.parquet                                     the shot table
     <chain-hash>/shot<shot:04d>-p<part:02d>-<hash>.mkv            a restored piece (segment) ...
     <chain-hash>/shot....json / -qc-v<qc>.npz / -<codec>.mkv|.mov  ... its record, QC pictures, master parts
@@ -14,7 +16,7 @@ grades/learned/<hash>.npy|.json                                   learned grade 
 catalogue/checksums/<hash>.json                                   sources' checksums (catalogue status)
 published/<title>/<version>/                                      a published version (`version_prefix`)
     master.mkv, master-prores.mov, qc.json, qc/..., grades/<label>.cube, shots.otio, shots.edl,
-    manifest.json (written last)
+    master-dpx/<stem>.<frame:07d>.dpx (also -tiff, -exr), sound.<ext>, manifest.json (written last)
 ```
 
 Pure string functions: no I/O, no imports from the outer rings. A key changed here changes every stored
@@ -39,6 +41,7 @@ REPORT_HTML = "qc/report.html"  # the HTML QC report in a published version
 SHOTS_OTIO = "shots.otio"  # the shot list as an OpenTimelineIO timeline (catalog/editorial.py)
 SHOTS_EDL = "shots.edl"  # the shot list as a CMX 3600 EDL
 MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
+SEQUENCE_MASTERS = {"dpx": "dpx", "tiff": "tif", "exr": "exr"}  # masters published as frame sequences: extension
 
 
 # --- originals and a source's work -------------------------------------------------------------------
@@ -46,6 +49,21 @@ MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov"
 
 def original_key(title: str, source_sha256: str, ext: str) -> str:
     return f"{ORIGINALS}/{title}/{source_sha256}.{ext}"
+
+
+def original_frames_prefix(title: str) -> str:
+    """Where an image-sequence source's frames are stored (`original_frame_key`)."""
+    return f"{ORIGINALS}/{title}/frames"
+
+
+def original_frame_key(title: str, frame_sha256: str, ext: str) -> str:
+    """One frame of an image-sequence source, addressed by its content (a repeated frame is stored once)."""
+    return f"{original_frames_prefix(title)}/{frame_sha256}.{ext}"
+
+
+def sequence_candidate_key(title: str, digest: str) -> str:
+    """Which listing a sequence with these names and sizes had when last ingested (a hint, checked by hashing)."""
+    return f"{WORK}/{title}/sequences/{digest}.json"
 
 
 def work_prefix(title: str, source_sha256: str, stream: int | None = None) -> str:
@@ -59,6 +77,11 @@ def ingest_record_key(prefix: str) -> str:
 
 def mezzanine_key(prefix: str, chunk: int) -> str:
     return f"{prefix}/mezzanine/{chunk:05d}.mkv"
+
+
+def sequence_chunk_key(prefix: str, chunk: int) -> str:
+    """An image sequence's mezzanine chunk: the JSON list of its frames' original keys."""
+    return f"{prefix}/mezzanine/{chunk:05d}.json"
 
 
 def shots_key(prefix: str, detector_version: str) -> str:
@@ -156,6 +179,16 @@ def published_qc_paths(shot: int) -> dict[str, str]:
 # report of a published version (never masters, originals or anything else).
 QC_SERVED = re.compile(r"(work/[a-z0-9-]+/[0-9a-f]{64}/[0-9a-f]{16}/qc-v\d+/[A-Za-z0-9._-]+\.(png|json)"
                        r"|published/[a-z0-9-]+/v-[0-9a-f]+/(qc/[A-Za-z0-9._/-]+\.(png|html)|qc\.json))")
+
+
+def sequence_master_path(codec: str, stem: str, number: int) -> str:
+    """One frame of a sequence master in a published version (relative to its folder)."""
+    return f"master-{codec}/{stem}.{number:07d}.{SEQUENCE_MASTERS[codec]}"
+
+
+def sound_path(ext: str) -> str:
+    """The separate sound, published untouched beside the sequence masters."""
+    return f"sound.{ext}"
 
 
 def grade_path(label: str) -> str:

@@ -21,7 +21,9 @@ class OutputRecord(BaseModel):
     sha256: str
     size_bytes: int
     kind: str = Field(description="master, delivery, qc-report, qc-report-html, qc-image, qc-contact-sheet, "
-                                  "grade-lut, shot-list-otio (shots.otio), shot-list-edl (shots.edl, CMX 3600)")
+                                  "grade-lut, shot-list-otio (shots.otio), shot-list-edl (shots.edl, CMX 3600), "
+                                  "master-frame (one frame of a dpx/tiff/exr sequence master), sound (the "
+                                  "separate sound, untouched)")
     codec: str | None = None
 
 
@@ -43,6 +45,11 @@ class SourceRecord(BaseModel):
     truncated: dict[str, Any] | None = Field(None, description="set when a source cut short was accepted "
                                                                "(accept_truncated): frames_missing, "
                                                                "video_seconds_missing, audio_seconds_missing")
+    sequence: dict[str, Any] | None = Field(None, description="an image-sequence source: pattern, frame numbers, "
+                                            "missing numbers, header (bits, transfer, byte order, timecode), "
+                                            "encoding and its OCIO conversion")
+    audio: dict[str, Any] | None = Field(None, description="separate sound: name, sha256, codec, rate, channels, "
+                                         "samples, offset and where it came from, length mismatch")
 
 
 class ShotRecord(BaseModel):

@@ -22,8 +22,9 @@ from catalog.harm import HarmLimits, HarmPolicy
 from models.registry import STAGES, make_stage
 from models.stage import Stage
 
-MasterCodec = Literal["ffv1", "prores"]
+MasterCodec = Literal["ffv1", "prores", "dpx", "tiff", "exr"]
 DEFAULT_MASTERS: tuple[MasterCodec, ...] = ("ffv1", "prores")
+SEQUENCE_MASTER_CODECS = ("dpx", "tiff", "exr")  # published as a frame sequence per version
 GRADE_STAGE = "grade"  # the stage a recipe's grade section (or a .cube) feeds
 
 
@@ -126,7 +127,33 @@ class SourceOptions(BaseModel):
     start_timecode: str = Field("00:00:00:00", pattern=r"^\d{2}:[0-5]\d:[0-5]\d:\d{2}$",
                                 description="the source's timecode at its first frame (HH:MM:SS:FF, non-drop-frame "
                                             "at the rounded rate), for the published shot lists (shots.otio, "
-                                            "shots.edl); a version with another start timecode is another version")
+                                            "shots.edl); a version with another start timecode is another version. "
+                                            "Left at 00:00:00:00, a DPX/EXR sequence's header timecode is used")
+    audio: str | None = Field(None, min_length=1, max_length=4096,
+                              description="separate sound (WAV/BWF) for the picture, e.g. a film scan's: a local "
+                                          "path under the source roots; carried bit-identically into the masters")
+    audio_offset: float | None = Field(None, ge=-86400, le=86400,
+                                       description="seconds the sound starts after the first frame (negative: "
+                                                   "before it); default: from the BWF time reference against the "
+                                                   "picture's start timecode, else 0")
+    fps: str | None = Field(None, pattern=r"^\d{1,5}(/\d{1,5})?$|^\d{1,5}\.\d{1,6}$",
+                            description="frame rate of an image sequence (16, 18, 24, 24000/1001, 23.976): "
+                                        "overrides its headers; needed when they give none")
+    gaps: Literal["hold", "refuse"] = Field(
+        "hold", description="frame numbers missing from an image sequence: hold (the frame before stands in, the "
+                            "sound stays in sync, QC reports them and offers them to interpolate's "
+                            "rebuild_frames) or refuse")
+    encoding: Literal["auto", "log", "display", "linear"] = Field(
+        "auto", description="what an image sequence's code values are: auto (DPX printing density/logarithmic "
+                            "-> log, EXR -> linear, else display), log (Cineon printing density), display "
+                            "(BT.709 R'G'B', used as they are), linear (scene-linear BT.709)")
+    ocio_config: str | None = Field(None, min_length=1, max_length=4096,
+                                    description="OpenColorIO config for log/linear scans (a file, or ocio:// "
+                                                "built-in); default: REEL_OCIO_CONFIG, else Reel's built-in "
+                                                "Cineon conversion (infra/scan_colour.py)")
+    master_encoding: Literal["source", "working"] = Field(
+        "source", description="the archival masters of a log or linear scan: source (the scan's encoding, log "
+                              "stays log) or working (BT.709 R'G'B' as the stages saw it)")
 
 
 class Recipe(BaseModel):

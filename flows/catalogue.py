@@ -125,6 +125,15 @@ def source_facts(source: str, settings: Settings, checksums: SourceChecksums) ->
         spec = check_source(source, settings)
     except SourceError as e:
         return {"source_error": str(e)}
+    if spec.kind == "sequence":  # a film scan: the sha256 of its listing, from each frame's (cached) checksum
+        from infra.pipeline.scans import sequence_sha256
+
+        try:
+            return {"source_sha256": sequence_sha256(source, settings, checksums.sha256)}
+        except StorageError:
+            raise
+        except (OSError, ValueError) as e:
+            return {"source_error": f"source {spec.shown}: {e}"}
     if spec.kind != "local" or spec.path is None:
         return _remote_source_facts(spec, settings, checksums)
     try:
@@ -335,9 +344,16 @@ def start_restore(title: Title, deployment: str = RESTORE_DEPLOYMENT) -> str:
     """
     from prefect.deployments import run_deployment
 
+    recipe: Any = title.recipe
+    if title.audio:  # a film scan's separate sound travels in the recipe's source section
+        from flows.recipes import resolve_recipe
+
+        rec = resolve_recipe(title.recipe)
+        recipe = rec.model_copy(update={"source": rec.source.model_copy(update={"audio": title.audio})}
+                                ).model_dump(mode="json")
     run = run_deployment(name=deployment, timeout=0, as_subflow=False, tags=[SWEEP_TAG],
                          flow_run_name=restore_run_name(title.id),
-                         parameters={"source": title.source, "title": title.id, "recipe": title.recipe})
+                         parameters={"source": title.source, "title": title.id, "recipe": recipe})
     return str(cast(FlowRun, run).id)  # called synchronously: the run, not a coroutine
 
 

@@ -80,7 +80,7 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
         check_worker_store(rt.store.url)
 
     record = ingest(source, title, force=plan.forces("ingest"), accept_truncated=rec.source.accept_truncated,
-                    stream=rec.source.stream)
+                    stream=rec.source.stream, options=rec.source)
     grades = learn_grades(rec)
     if plan.is_plain and (done := find_published(record, rec, AUTO_REVIEW, grades)) is not None:
         print(f"{title}: already published as {done['version']}")

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(60.0, gt=0, description="time limit for probing an untrusted source")
     probe_max_memory_mb: int = Field(4096, ge=64, description="memory the probe's child process may use beyond "
                                                              "its start (decompression bombs fail, not the machine)")
+    ocio_config: str | None = Field(None, description="OpenColorIO config for log and linear film scans (a file or "
+                                                      "an ocio:// built-in config); default: Reel's built-in Cineon "
+                                                      "conversion (infra/scan_colour.py)")
+    ocio_scan_space: str | None = Field(None, description="colour space of log scans in REEL_OCIO_CONFIG")
+    ocio_working_space: str | None = Field(None, description="the working space (BT.709 R'G'B') in REEL_OCIO_CONFIG")
     max_source_pixels: int = Field(8192 * 4352, ge=64 * 64, description="largest declared frame size (width x "
                                                                         "height) accepted, checked before decoding")
 
