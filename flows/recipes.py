@@ -40,5 +40,6 @@ def anchor_paths(rec: Recipe, base: Path) -> Recipe:
             st["params"]["cube"] = fix(st["params"]["cube"])
     if data.get("grade"):
         for ref in data["grade"]["references"]:
-            ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
+            if ref.get("originals") is not None:  # folders (else the pairs come from a shot's manual work)
+                ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
     return Recipe.model_validate(data)

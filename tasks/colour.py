@@ -13,9 +13,8 @@ from prefect.cache_policies import NO_CACHE
 
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord
-from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
-from infra.pipeline.colour import SAMPLES_PER_SHOT, learned_grade, read_analysis_frames
+from infra.pipeline.colour import SAMPLES_PER_SHOT, learned_grade, read_analysis_frames, reference_pairs
 from infra.runtime import current_store, retry_transient
 from infra.settings import load_settings
 from infra.sources import check_reference_path
@@ -44,17 +43,17 @@ def analyse_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, en
 
 
 @task(name="learn-grades", cache_policy=NO_CACHE)
-def learn_grades(recipe: Recipe) -> list[dict[str, Any]]:
-    """Every grade the recipe names: learned from its reference pairs, or read from the grade stage's
-    .cube. Each: {label, shots (None = every other shot), lut, digest, cube (text), report}."""
+def learn_grades(recipe: Recipe, record: IngestRecord | None = None) -> list[dict[str, Any]]:
+    """Every grade the recipe names: learned from its reference pairs (folders of stills, or sampled frames of
+    a shot an artist graded, from `record`'s source), or read from the grade stage's .cube.
+    Each: {label, shots (None = every other shot), lut, digest, cube (text), report}."""
     out = []
     stage = next((s for s in recipe.stages if s.name == "grade"), None)
     if recipe.grade is not None:
         store = current_store()
         settings = load_settings()
         for label, ref in recipe.grade.labelled():
-            pairs = read_pairs(check_reference_path(ref.originals, settings, "grade originals"),
-                               check_reference_path(ref.graded, settings, "grade stills"))
+            pairs = reference_pairs(store, settings, record, label, ref)
             lut, report = learned_grade(store, pairs, recipe.grade.size)
             out.append({"label": label, "shots": ref.shots, "lut": lut, "digest": bound_digest({"lut": lut}),
                         "report": report, "cube": write_cube(lut, f"Reel {label}", [

@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 
 from catalog import layout
-from catalog.recipe import Recipe
+from catalog.recipe import GradeReference, Recipe
+from catalog.records import IngestRecord
+from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
+from infra.sources import check_reference_path
 from models.grade import learn_grade
 
 SAMPLES_PER_SHOT = 12
@@ -55,6 +58,27 @@ def learned_grade(store: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], s
     store.put_bytes(f"{key}.npy", buf.getvalue())
     store.put_bytes(f"{key}.json", json.dumps(report).encode(), content_type="application/json")  # written last
     return lut, report
+
+
+def reference_pairs(store: Any, settings: Any, record: IngestRecord | None, label: str,
+                    ref: GradeReference) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """A grade reference's (name, original, graded) pairs: stills from its two folders, or sampled (source,
+    returned) frames of the current manual work of the shot an artist graded (`ref.manual_shot`)."""
+    if ref.manual_shot is None:
+        return read_pairs(check_reference_path(ref.originals, settings, "grade originals"),  # type: ignore[arg-type]
+                          check_reference_path(ref.graded, settings, "grade stills"))  # type: ignore[arg-type]
+    return artist_pairs(store, record, label, ref.manual_shot)
+
+
+def artist_pairs(store: Any, record: IngestRecord | None, label: str, shot: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Grade pairs from a shot an artist graded: sampled (source, returned) frames of its current manual work."""
+    from infra.pipeline.artist import manual_for, manual_pairs  # it imports this module (restore -> colour)
+
+    manual = manual_for(store, record).get(shot) if record is not None else None
+    if manual is None:
+        raise ValueError(f"grade {label!r} learns from shot {shot}'s manual work, but this source has none for shot "
+                         f"{shot}: hand it to an artist and take it back first (reel handoff, reel takeback)")
+    return manual_pairs(store, record, manual)  # type: ignore[arg-type]
 
 
 def shot_bindings(recipe: Recipe, shots: pd.DataFrame, analyses: list[dict[int, dict]],
