@@ -74,7 +74,9 @@ def _artist_edits(restored: Path) -> dict[int, np.ndarray]:
     return done
 
 
-def test_handoff_takeback_publish_rerun_round_trip(film, store_env, tmp_path, capsys):
+def _round_trip(film: dict, store_env: Path, tmp_path: Path, capsys) -> dict:
+    """restore -> handoff (TIFF) -> the refusals -> the artist edits with tifffile -> takeback -> rerun -> verify:
+    shot 3 of the new master is the artist's frames exactly, every other frame as before."""
     src, n = str(film["path"]), film["frames"]
     v1_dir, hand = tmp_path / "v1", tmp_path / "handoff"
     assert main(["restore", src, "--title", TITLE, "--recipe", str(film["recipe"]), "--out", str(v1_dir)]) == 0
@@ -101,6 +103,8 @@ def test_handoff_takeback_publish_rerun_round_trip(film, store_env, tmp_path, ca
     otio_files = list(hand.glob(f"{TITLE}-handoff-*.otio"))
     assert len(otio_files) == 1 and otio_files[0].with_suffix(".edl").is_file()
 
+    _refusals(folder, store_env, tmp_path, capsys, start)
+
     edited = _artist_edits(folder / "restored")
     assert main(["takeback", TITLE, "--shot", str(SHOT), str(folder), "--by", "Ada Artist",
                  "--note", "painted out the blotch, warmer"]) == 0
@@ -126,59 +130,70 @@ def test_handoff_takeback_publish_rerun_round_trip(film, store_env, tmp_path, ca
     qc = json.loads((v2_dir / "qc.json").read_text())
     assert [r["shot"] for r in qc["shots"]] == [0, 1, 2, 3]  # QC measured the artist's shot like any other
     assert main(["verify", TITLE]) == 0
-    capsys.readouterr()
 
-    # reruns keep it: the same version again, and a rerun changing every shot's parameters keeps shot 3
+    # a rerun keeps it: nothing changed, so the same version (with the manual shot) again
     assert main(["rerun", TITLE, "--out", str(tmp_path / "v2b")]) == 0
     assert _manifest(tmp_path / "v2b")["version"] == v2["version"]
+    capsys.readouterr()
+    return {"v1": v1, "v2": v2, "master1": master1, "master2": master2, "start": start, "end": end,
+            "manual": manual}
+
+
+def test_handoff_takeback_publish_round_trip(film, store_env, tmp_path, capsys):
+    _round_trip(film, store_env, tmp_path, capsys)
+
+
+@pytest.mark.slow  # two more whole restores: `make test-all`
+def test_reruns_keep_the_manual_shot_unless_asked_for_the_machine(film, store_env, tmp_path, capsys):
+    r = _round_trip(film, store_env, tmp_path, capsys)
+    n, start, end = film["frames"], r["start"], r["end"]
+    # a rerun changing every shot's parameters keeps shot 3: a manual fix is never restored over
     v3_dir = tmp_path / "v3"
     assert main(["rerun", TITLE, "--set", "dust.threshold=6", "--out", str(v3_dir)]) == 0
     v3 = _manifest(v3_dir)
-    assert v3["version"] not in (v1["version"], v2["version"])
-    master3 = _master(v3_dir, n)
-    assert np.array_equal(master3[start:end], master2[start:end])
+    assert v3["version"] not in (r["v1"]["version"], r["v2"]["version"])
+    assert np.array_equal(_master(v3_dir, n)[start:end], r["master2"][start:end])
     s3 = {s["shot"]: s for s in v3["shots"]}
-    assert s3[SHOT]["manual"]["digest"] == manual["digest"] and s3[SHOT]["overrides"] == []
+    assert s3[SHOT]["manual"]["digest"] == r["manual"]["digest"] and s3[SHOT]["overrides"] == []
     assert all(s3[s]["overrides"] == ["dust.threshold=6"] for s in (0, 1, 2))
 
-    # the machine again for shot 3: its manual work is replaced, and said so
+    # the machine again for shot 3: its manual work is replaced, and the manifest says so
     v4_dir = tmp_path / "v4"
     assert main(["rerun", TITLE, "--shots", str(SHOT), "--out", str(v4_dir)]) == 0
     v4 = _manifest(v4_dir)
     s4 = next(s for s in v4["shots"] if s["shot"] == SHOT)
     assert s4.get("manual") is None and s4["manual_replaced"]["by"] == "Ada Artist"
-    master4 = _master(v4_dir, n)
-    assert np.array_equal(master4[start:end], master1[start:end])  # the machine's restoration again
+    assert np.array_equal(_master(v4_dir, n)[start:end], r["master1"][start:end])  # the machine's shot again
     assert main(["verify", TITLE]) == 0
+    # and it stays the machine's: a plain rerun does not bring the manual work back
+    assert main(["rerun", TITLE, "--out", str(tmp_path / "v5")]) == 0
+    v5 = _manifest(tmp_path / "v5")
+    assert all(s.get("manual") is None for s in v5["shots"])
 
 
-def test_takeback_refuses_what_does_not_match_and_stores_nothing(film, store_env, tmp_path, capsys):
+def _refusals(folder: Path, store_env: Path, tmp_path: Path, capsys, start: int) -> None:
+    """Returned folders that do not match the handoff: one clear line each, nothing stored."""
     import shutil
 
-    assert main(["restore", str(film["path"]), "--title", TITLE, "--recipe", str(film["recipe"]),
-                 "--out", str(tmp_path / "v1")]) == 0
-    hand = tmp_path / "handoff"
-    assert main(["handoff", TITLE, "--shots", "1", "--format", "tiff", "--handles", "1", "-o", str(hand)]) == 0
-    folder = hand / f"{TITLE}-shot0001"
     capsys.readouterr()
 
     def attempt(change, expect: str) -> None:
         work = tmp_path / f"try-{len(list(tmp_path.glob('try-*')))}"
         shutil.copytree(folder, work)
         change(work)
-        assert main(["takeback", TITLE, "--shot", "1", str(work), "--by", "X"]) == 1
+        assert main(["takeback", TITLE, "--shot", str(SHOT), str(work), "--by", "X"]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expect in err, err
         assert not list((store_env / "artist").rglob("manual/*"))  # nothing stored
         assert not list((store_env / "work").rglob("manual/*"))
 
     frames = lambda w: sorted((w / "restored").glob("*.tif"))  # noqa: E731
-    attempt(lambda w: frames(w)[3].unlink(), "missing frames 11")
+    attempt(lambda w: frames(w)[3].unlink(), f"missing frames {start + 1}")
     attempt(lambda w: [tifffile.imwrite(p, tifffile.imread(p)[:40], photometric="rgb") for p in frames(w)],
             "64x40 instead of 64x48")
     attempt(lambda w: tifffile.imwrite(frames(w)[2], (tifffile.imread(frames(w)[2]) >> 8).astype(np.uint8),
                                        photometric="rgb"), "8-bit uint8 instead of 16-bit uint16")
-    attempt(lambda w: shutil.copy(frames(w)[0], w / "restored" / f"{TITLE}-shot0001.0000030.tif"), "outside")
+    attempt(lambda w: shutil.copy(frames(w)[0], w / "restored" / f"{TITLE}-shot{SHOT:04d}.0000090.tif"), "outside")
 
     def edit_sidecar(w: Path) -> None:
         doc = json.loads((w / "reel-handoff.json").read_text())
@@ -188,6 +203,4 @@ def test_takeback_refuses_what_does_not_match_and_stores_nothing(film, store_env
     attempt(lambda w: tifffile.imwrite(sorted((w / "source").glob("*.tif"))[0],
                                        np.zeros((48, 64, 3), np.uint16), photometric="rgb"), "was changed")
     assert main(["takeback", TITLE, "--shot", "2", str(folder), "--by", "X"]) == 1
-    assert "not artist-film shot 2" in capsys.readouterr().err
-    # and the untouched folder is taken back
-    assert main(["takeback", TITLE, "--shot", "1", str(folder), "--by", "X"]) == 0
+    assert f"not {TITLE} shot 2" in capsys.readouterr().err
