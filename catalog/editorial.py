@@ -18,7 +18,7 @@ plugin), so `edl_text` writes CMX 3600 itself; the tests read it back with that 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -151,7 +151,7 @@ def one_line(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", " ", text)
 
 
-def handoff_timeline(entries: list[Mapping[str, Any]], fps: Fraction | str | int, title: str, version: str = "",
+def handoff_timeline(entries: Sequence[Mapping[str, Any]], fps: Fraction | str | int, title: str, version: str = "",
                      start_timecode: str = DEFAULT_START_TIMECODE) -> otio.schema.Timeline:
     """The shots handed to an artist as one timeline: a clip per shot (handles included) over its restored image
     sequence (an OTIO ImageSequenceReference: `folder/<stem>.<frame:07d>.<ext>`, numbered by the film's frame
@@ -179,7 +179,7 @@ def handoff_timeline(entries: list[Mapping[str, Any]], fps: Fraction | str | int
     return tl
 
 
-def handoff_edl(entries: list[Mapping[str, Any]], fps: Fraction | str | int, source_name: str, title: str,
+def handoff_edl(entries: Sequence[Mapping[str, Any]], fps: Fraction | str | int, source_name: str, title: str,
                 version: str = "", start_timecode: str = DEFAULT_START_TIMECODE) -> str:
     """CMX 3600 pull list of the shots handed to an artist: one cut event per shot with its handles, source
     in/out in the film's timecode, record side laid one after another from the start timecode; `* FROM CLIP

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from catalog.ids import validate_title_id
 
 SIDECAR = "reel-handoff.json"  # in each shot's folder
-SIDECAR_SCHEMA = "reel.handoff/1"
-MANUAL_SCHEMA = "reel.manual/1"
+SIDECAR_SCHEMA: Literal["reel.handoff/1"] = "reel.handoff/1"
+MANUAL_SCHEMA: Literal["reel.manual/1"] = "reel.manual/1"
 SOURCE_DIR = "source"  # the shot's source frames (read-only for the artist)
 RESTORED_DIR = "restored"  # Reel's restored frames; the artist puts theirs here in their place
 HANDOFF_FORMATS = ("dpx", "tiff", "exr")

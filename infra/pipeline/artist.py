@@ -347,12 +347,12 @@ def check_returned(folder: Path, sidecar: Sidecar, max_pixels: int) -> list[tupl
         raise HandoffError(f"{seq.shown}: .{seq.ext} files, but the handoff is {sidecar.restored_frames.describe()}")
     numbers = expected_numbers(sidecar, [f.number for f in seq.frames])
     frames = [(f.number, f.path) for f in seq.frames if sidecar.start_frame <= f.number < sidecar.end_frame]
-    for f in seq.frames:  # headers only: every frame is checked before a pixel is read
+    for frame in seq.frames:  # headers only: every frame is checked before a pixel is read
         try:
-            info = read_header(f.path, max_pixels=max_pixels)
+            info = read_header(frame.path, max_pixels=max_pixels)
         except SequenceError as e:
             raise HandoffError(str(e)) from None
-        check_frame(sidecar, f.name, info.to_dict())
+        check_frame(sidecar, frame.name, info.to_dict())
     assert numbers
     return frames
 
