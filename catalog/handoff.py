@@ -178,10 +178,7 @@ class ManualRecord(BaseModel):
     @field_validator("by")
     @classmethod
     def _by(cls, v: str) -> str:
-        v = " ".join(v.split())
-        if not v or any(not c.isprintable() for c in v):
-            raise ValueError("--by must be a printable name")
-        return v
+        return person_name(v)
 
     def manifest_doc(self) -> dict[str, Any]:
         """What the manifest's shot record keeps (`manual`, or `manual_replaced`)."""
@@ -191,6 +188,14 @@ class ManualRecord(BaseModel):
         if self.replaced:
             doc["replaced"] = self.replaced
         return doc
+
+
+def person_name(v: str) -> str:
+    """Who did the work, as the manifest keeps it: printable, spaces collapsed, at most 120 characters."""
+    v = " ".join(str(v).split())
+    if not v or len(v) > 120 or any(not c.isprintable() for c in v):
+        raise HandoffError("--by must be a printable name of at most 120 characters")
+    return v
 
 
 def expected_numbers(sidecar: Sidecar, found: list[int]) -> list[int]:

@@ -69,7 +69,7 @@ def cmd_takeback(args: argparse.Namespace) -> int:
     store = open_store(settings.store_config())
     by = args.by or getpass.getuser()
     m = take_back(store, title, args.shot, Path(args.dir), by, args.note or "", piece_frames=settings.piece_frames,
-                  max_pixels=settings.max_source_pixels)
+                  max_pixels=settings.max_source_pixels, roots=settings.source_roots)
     print(f"took back {title} shot {m.shot}: {len(m.frames)} frames ({m.format}) by {m.by} (takeback {m.takeback}); "
           f"the next `reel restore` of the title or `reel rerun {title}` publishes a version with it")
     return 0

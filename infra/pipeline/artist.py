@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from catalog.handoff import (
     folder_name,
     frames_digest,
     open_shots,
+    person_name,
     sequence_stem,
 )
 from catalog.records import IngestRecord, SegmentRecord
@@ -290,10 +292,15 @@ def _write_text(path: Path, text: str) -> None:
 # --- takeback ---------------------------------------------------------------------------------------------
 
 
+MAX_SIDECAR_BYTES = 64 << 20  # a sidecar lists two checksums a frame: megabytes for the longest shot
+
+
 def read_sidecar(folder: Path) -> Sidecar:
     path = folder / SIDECAR
     if not path.is_file():
         raise HandoffError(f"{folder}: no {SIDECAR}: give the shot's handoff folder as it was handed off")
+    if path.stat().st_size > MAX_SIDECAR_BYTES:
+        raise HandoffError(f"{path}: {path.stat().st_size} bytes is not a Reel handoff sidecar")
     try:
         return Sidecar.model_validate_json(path.read_bytes())
     except ValueError as e:
@@ -307,7 +314,9 @@ def check_sidecar(store: Store, sidecar: Sidecar, title: str, shot: int) -> Inge
     title's source now. Returns the source's ingest record."""
     if sidecar.title != title or sidecar.shot != shot:
         raise HandoffError(f"the folder holds {sidecar.title} shot {sidecar.shot}, not {title} shot {shot}")
-    sha = sidecar.source.get("sha256", "")
+    sha = str(sidecar.source.get("sha256", ""))
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise HandoffError("the sidecar's source sha256 is not a checksum: the sidecar does not match")
     prefix = str(sidecar.source.get("work_prefix", ""))
     if prefix not in (layout.work_prefix(title, sha), *(f"{layout.work_prefix(title, sha)}-s{i}" for i in range(64))):
         raise HandoffError(f"the sidecar names the work folder {prefix[:80]!r}, not one of {title}'s")
@@ -329,9 +338,11 @@ def check_sidecar(store: Store, sidecar: Sidecar, title: str, shot: int) -> Inge
     return record
 
 
-def check_returned(folder: Path, sidecar: Sidecar, max_pixels: int) -> list[tuple[int, Path]]:
+def check_returned(folder: Path, sidecar: Sidecar, max_pixels: int,
+                   roots: list[str] | None = None) -> list[tuple[int, Path]]:
     """The returned frames of the shot (number, path), checked against the sidecar from their headers: range,
-    count, size, bit depth, encoding; the source frames, where still there, unchanged."""
+    count, size, bit depth, encoding; the source frames, where still there, unchanged. `roots`:
+    REEL_SOURCE_ROOTS (the frames must lie under one, symlinks resolved)."""
     src_dir = folder / SOURCE_DIR
     for f in sidecar.source_frames.files:
         path = src_dir / f.name
@@ -339,7 +350,7 @@ def check_returned(folder: Path, sidecar: Sidecar, max_pixels: int) -> list[tupl
             raise HandoffError(f"source frame {f.name} was changed: the source frames must come back as handed off "
                                "(the artist's work goes in restored/)")
     try:
-        seq = list_sequence(folder / RESTORED_DIR)
+        seq = list_sequence(folder / RESTORED_DIR, roots=roots or None)
     except SequenceError as e:
         raise HandoffError(str(e)) from None
     want_ext = {"dpx": ("dpx",), "tiff": ("tif", "tiff"), "exr": ("exr",)}[sidecar.restored_frames.kind]
@@ -358,15 +369,18 @@ def check_returned(folder: Path, sidecar: Sidecar, max_pixels: int) -> list[tupl
 
 
 def take_back(store: Store, title: str, shot: int, folder: Path, by: str, note: str = "", *,
-              piece_frames: int = 48, max_pixels: int = 8192 * 4352) -> ManualRecord:
+              piece_frames: int = 48, max_pixels: int = 8192 * 4352, roots: list[str] | None = None) -> ManualRecord:
     """Check the returned shot folder and store the artist's frames as the shot's restored result.
 
     HandoffError (one line) when the folder, its frames or its sidecar do not match the handoff: then
     nothing is stored. The manual record (`layout.manual_key`) is written last."""
     folder = Path(folder)
+    by = person_name(by)
+    if len(note) > 4000:
+        raise HandoffError(f"--note is {len(note)} characters; at most 4000")
     sidecar = read_sidecar(folder)
     record = check_sidecar(store, sidecar, title, shot)
-    frames = check_returned(folder, sidecar, max_pixels)
+    frames = check_returned(folder, sidecar, max_pixels, roots)
     files = [FrameFile(number=n, name=p.name, sha256=sha256_file(p)[0]) for n, p in frames]
     at = now_utc()
     takeback = short_hash({"handoff": sidecar.handoff, "shot": shot, "frames": [f.sha256 for f in files], "at": at,

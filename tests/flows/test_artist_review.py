@@ -176,3 +176,38 @@ def test_recipe_artist_and_manual_grade_rules():
     with pytest.raises(ValueError, match="or 'manual_shot'"):
         parse_recipe("name: x\nstages: [grade]\ngrade: {references: [{originals: a}]}", "yaml")
     assert json.loads(r.model_dump_json())["artist"]["format"] == "exr"
+
+
+@pytest.mark.slow  # two more whole runs: `make test-all`
+def test_send_to_artist_can_publish_the_other_shots_first(sent_env, tmp_path):
+    """while_away: publish: the run publishes at once (shot 1 as the machine restored it), the title stays
+    with-artist; after the takeback it is stale, and the next restore publishes the artist's shot."""
+    from flows.catalogue import gather_facts
+    from flows.restore_title import run_restore
+
+    recipe = tmp_path / "publish-first.yaml"
+    recipe.write_text("name: publish-first\nstages: [deflicker]\nmasters: [ffv1]\nreview: always\n"
+                      "artist: {format: dpx, bits: 10, handles: 0, while_away: publish}\n")
+    (tmp_path / "titles.csv").write_text(f"id,source,recipe\n{TITLE},{sent_env['src']},{recipe}\n")
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(out=run_restore(
+        str(sent_env["src"]), TITLE, str(recipe), review_gate=True)))
+    worker.start()
+    deadline = time.monotonic() + 300
+    run = _paused(TITLE, set(), deadline)
+    resume_flow_run(run.id, run_input={"reviewer": "R", "decision": "send to artist", "artist_shots": [2]})
+    worker.join(timeout=max(1.0, deadline - time.monotonic()))
+    first = result["out"]["manifest"]
+    assert first["review"]["rounds"][0]["handoff"]["while_away"] == "publish"
+    assert all(s.get("manual") is None for s in first["shots"])
+    state, reason = derive_state(gather_facts(load_settings())[0][1])
+    assert state == "with-artist" and "shot 2 with an artist" in reason
+
+    (folder,) = (sent_env["dir"] / "handoffs" / TITLE).glob(f"*/{TITLE}-shot0002")
+    assert len(list((folder / "restored").glob("*.dpx"))) == 8  # no handles asked for
+    assert main(["takeback", TITLE, "--shot", "2", str(folder), "--by", "Unchanged"]) == 0  # returned as handed off
+    state, reason = derive_state(gather_facts(load_settings())[0][1])
+    assert state == "stale" and "without the artist's work on shot 2" in reason
+    again = run_restore(str(sent_env["src"]), TITLE, str(recipe))
+    assert next(s for s in again["manifest"]["shots"] if s["shot"] == 2)["manual"]["by"] == "Unchanged"
+    assert derive_state(gather_facts(load_settings())[0][1])[0] == "published"
