@@ -12,6 +12,11 @@ work/<title>/<source-sha>[-s<stream>]/                            one source's w
     <chain-hash>/shot....json / -qc-v<qc>.npz / -<codec>.mkv|.mov  ... its record, QC pictures, master parts
     <chain-hash>/qc-v<qc>/shot<shot:04d>-<tag>.json|-<name>.png   per-shot QC and pictures
     <chain-hash>/qc-v<qc>/qc.json                                 the title's QC report
+    manual/shot<shot:04d>-<takeback>-p<part:02d>.mkv|.json        an artist's frames taken back: pieces, records
+artist/<title>/<source-sha>[-s<stream>]/                          an artist's work on a source (`artist_prefix`)
+    handoffs/<handoff>.json                                       shots handed to an artist (catalog.handoff)
+    manual/shot<shot:04d>.json                                    the shot's current manual work (written last)
+    manual/shot<shot:04d>-<takeback>.json                         each takeback's record, as written
 grades/learned/<hash>.npy|.json                                   learned grade LUTs (cached by pixels)
 catalogue/checksums/<hash>.json                                   sources' checksums (catalogue status)
 published/<title>/<version>/                                      a published version (`version_prefix`)
@@ -29,6 +34,7 @@ import re
 
 ORIGINALS = "originals"
 WORK = "work"
+ARTIST = "artist"
 PUBLISHED = "published"
 GRADES_LEARNED = "grades/learned"
 CHECKSUMS_PREFIX = "catalogue/checksums"
@@ -109,6 +115,51 @@ def piece_qc_key(segment: str, qc_version: str) -> str:
 def master_part_key(segment: str, codec: str) -> str:
     """The piece's frames encoded for one master (every master but FFV1, whose part is the segment)."""
     return f"{segment.removesuffix('.mkv')}-{codec}{'.mov' if codec == 'prores' else '.mkv'}"
+
+
+# --- an artist's work (catalog/handoff.py) ---------------------------------------------------------------
+
+
+def artist_prefix(prefix: str) -> str:
+    """`artist/<title>/<source-sha>[-s<stream>]` for a source's work prefix: the small records of handoffs and
+    takebacks, outside work/ so that one listing of `artist/` finds them for a whole catalogue."""
+    if not prefix.startswith(f"{WORK}/"):
+        raise ValueError(f"not a work prefix: {prefix!r}")
+    return ARTIST + prefix[len(WORK):]
+
+
+def handoffs_prefix(prefix: str) -> str:
+    """Every handoff of a source (a listing prefix, with its slash); `prefix`: the source's work prefix."""
+    return f"{artist_prefix(prefix)}/handoffs/"
+
+
+def handoff_key(prefix: str, handoff: str) -> str:
+    return f"{handoffs_prefix(prefix)}{handoff}.json"
+
+
+def manual_prefix(prefix: str) -> str:
+    """Every takeback record of a source (a listing prefix, with its slash)."""
+    return f"{artist_prefix(prefix)}/manual/"
+
+
+def manual_key(prefix: str, shot: int) -> str:
+    """The shot's current manual work (written last by a takeback: its presence means the work is stored)."""
+    return f"{manual_prefix(prefix)}shot{shot:04d}.json"
+
+
+def is_manual_key(key: str) -> bool:
+    """`artist/<title>/<source>/manual/shotNNNN.json` (a shot's current manual work, not a takeback's record)."""
+    return re.fullmatch(rf"{ARTIST}/[^/]+/[^/]+/manual/shot\d{{4}}\.json", key) is not None
+
+
+def takeback_key(prefix: str, shot: int, takeback: str) -> str:
+    """One takeback's record, kept as it was written (history)."""
+    return f"{manual_prefix(prefix)}shot{shot:04d}-{takeback}.json"
+
+
+def manual_segment_key(prefix: str, shot: int, takeback: str, part: int) -> str:
+    """A piece of a taken-back shot: the artist's frames as a lossless 16-bit segment."""
+    return f"{prefix}/manual/shot{shot:04d}-{takeback}-p{part:02d}.mkv"
 
 
 # --- QC --------------------------------------------------------------------------------------------------

@@ -66,6 +66,12 @@ class ShotRecord(BaseModel):
     harm: dict[str, Any] | None = Field(None, description="the harm guard's findings for this shot: what moved "
                                         "away from the source, the stages dropped for it and why, and whether "
                                         "the fallback cleared it")
+    manual: dict[str, Any] | None = Field(None, description="the shot is an artist's work taken back (reel takeback): "
+                                          "by, at, note, takeback and handoff ids, what it was made over, the format "
+                                          "returned and the sha256 of every returned frame file")
+    manual_replaced: dict[str, Any] | None = Field(None, description="the shot had an artist's work, and this version "
+                                                   "restored it by machine again (a rerun or review named it): the "
+                                                   "manual work it replaced")
 
 
 class Manifest(BaseModel):

@@ -65,11 +65,15 @@ class QCThresholds(BaseModel):
 
 
 class GradeReference(BaseModel):
-    """Frames a colourist graded by hand: the same file names in two folders."""
+    """Frames a colourist graded by hand: the same file names in two folders, or a shot an artist graded and
+    that was taken back (`manual_shot`: its source and returned frames, sampled, are the pairs)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    originals: str = Field(min_length=1, description="folder of original frames (PNG/TIFF, as the grade stage sees them)")
-    graded: str = Field(min_length=1, description="folder of the same frames after grading, same file names")
+    originals: str | None = Field(None, min_length=1,
+                                  description="folder of original frames (PNG/TIFF, as the grade stage sees them)")
+    graded: str | None = Field(None, min_length=1, description="folder of the same frames after grading, same file names")
+    manual_shot: int | None = Field(None, ge=0, description="learn from this shot's manual work (reel takeback): "
+                                                            "sampled (source, artist) frame pairs")
     shots: list[int] | None = Field(None, description="shot numbers this grade is for; omitted: every other shot")
     label: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                               description="name of the grade in the manifest (default grade1, grade2, ...)")
@@ -80,6 +84,15 @@ class GradeReference(BaseModel):
         if v is not None and (not v or any(s < 0 for s in v) or len(set(v)) != len(v)):
             raise ValueError("shots must list distinct shot numbers >= 0")
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GradeReference:
+        folders = self.originals is not None and self.graded is not None
+        if self.manual_shot is not None and (self.originals is not None or self.graded is not None):
+            raise ValueError("a grade reference is either folders (originals, graded) or a manual_shot, not both")
+        if self.manual_shot is None and not folders:
+            raise ValueError("a grade reference needs 'originals' and 'graded' folders, or 'manual_shot'")
+        return self
 
 
 class GradeSection(BaseModel):
@@ -113,6 +126,19 @@ class GradeSection(BaseModel):
             elif shot in ref.shots:
                 return label
         return default
+
+
+class ArtistOptions(BaseModel):
+    """Shots handed to an artist from the review form (`send to artist`). Nothing here changes the chain hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal["dpx", "tiff", "exr"] = Field("dpx", description="frame files of the handoff")
+    bits: int | None = Field(None, description="bits per sample (default 16: lossless for Reel's frames; EXR half)")
+    handles: int = Field(8, ge=0, le=240, description="frames handed off before and after each shot")
+    while_away: Literal["wait", "publish"] = Field(
+        "wait", description="wait: the run waits until the shots are taken back (reel takeback), then asks for a "
+                            "review of them; publish: the run publishes the other shots' work now (the handed-off "
+                            "shots as the machine restored them), and a later restore publishes the artist's")
 
 
 class SourceOptions(BaseModel):
@@ -173,6 +199,7 @@ class Recipe(BaseModel):
         "why); review = mark it for a person; off = no check")
     harm: HarmLimits = Field(default_factory=HarmLimits)
     source: SourceOptions = Field(default_factory=SourceOptions, description="how the source is read")
+    artist: ArtistOptions = Field(default_factory=ArtistOptions, description="handing shots to an artist from review")
 
     @model_validator(mode="after")
     def _grade_needs_stage(self) -> Recipe:
@@ -206,7 +233,8 @@ class Recipe(BaseModel):
                 st["params"]["cube"] = fix(st["params"]["cube"])
         if data.get("grade"):
             for ref in data["grade"]["references"]:
-                ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
+                if ref.get("originals") is not None:  # folders (else the pairs come from a shot's manual work)
+                    ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
         return Recipe.model_validate(data)
 
     @field_validator("stages", mode="before")

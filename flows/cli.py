@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from catalog import layout
+from flows.artist import add_artist_parsers
 from flows.catalogue_cli import add_catalogue_parser
 
 EXIT_ERROR = 1
@@ -473,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     add_catalogue_parser(sub)
+    add_artist_parsers(sub)
 
     p = sub.add_parser("verify", help="fixity audit: re-hash a published title (or a copied version folder) "
                                       "against its manifest")

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
                                                                    "review; then it fails cleanly, publishing "
                                                                    "nothing (a retry pauses again at once)")
     review_poll_s: int = Field(5, ge=1, le=600, description="how often a paused run checks for the answer")
+    handoff_dir: str = Field("reel-handoff", description="where a run's review writes the shots it sends to an "
+                                                         "artist (one folder per title and handoff)")
     public_url: str | None = Field(None, description="base URL of `reel serve`'s picture page, used for QC "
                                                      "links in Prefect artifacts (default http://127.0.0.1:PORT)")
 

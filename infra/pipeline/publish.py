@@ -37,9 +37,11 @@ from infra.sequence import FrameFormat, SequenceWriter
 
 
 def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
-                    grades: list[TitleGrade] | None = None) -> str:
-    """Deterministic version id: same source, stages, masters, grade LUTs and per-shot parameter overrides
-    -> same version. Who approved does not change the pictures, so it does not change the version."""
+                    grades: list[TitleGrade] | None = None, manual: dict[str, Any] | None = None) -> str:
+    """Deterministic version id: same source, stages, masters, grade LUTs, per-shot parameter overrides and
+    artists' work -> same version. Who approved does not change the pictures, so it does not change the version.
+    manual: {"used": {shot: manifest doc}, "replaced": {shot: doc}} (catalog.handoff.ManualRecord.manifest_doc):
+    a shot taken back from an artist, or one whose manual work the machine replaced, makes another version."""
     ident: dict[str, Any] = {"source": record.source_sha256, "chain": recipe.chain(),
                              "masters": recipe.masters, "review": []}  # "review": [] keeps 0.3 version ids
     if review.get("overrides"):  # {shot: ["stage.param=value", ...]} from reruns and review decisions
@@ -52,6 +54,9 @@ def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]
         ident["start_timecode"] = recipe.source.start_timecode
     if record.audio:  # another sound, or the same placed elsewhere, is another version
         ident["audio"] = [record.audio["sha256"], record.audio["offset"]]
+    for what in ("used", "replaced"):  # the artist's frames (their checksums), or that the machine took over again
+        if (manual or {}).get(what):
+            ident[f"manual_{what}"] = {str(s): d["digest"] for s, d in sorted(manual[what].items(), key=lambda x: int(x[0]))}  # type: ignore[index]
     return "v-" + short_hash(ident, 12)
 
 
@@ -387,10 +392,12 @@ class FanOut:
 
 def publish_title(store: Any, record: IngestRecord, recipe: Recipe, shots: pd.DataFrame,
                   segments: list[SegmentRecord], qc: dict[str, Any], review: dict[str, Any],
-                  grades: list[TitleGrade] | None = None) -> dict[str, Any]:
-    """Publish the version of this source, recipe, grades and review in `store` (once: an existing
-    manifest is returned as it is); returns the manifest."""
-    version = publish_version(record, recipe, review, grades)
+                  grades: list[TitleGrade] | None = None, manual: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Publish the version of this source, recipe, grades, review and artists' work in `store` (once: an
+    existing manifest is returned as it is); returns the manifest. manual: as `publish_version` takes it."""
+    version = publish_version(record, recipe, review, grades, manual)
+    used = {int(s): d for s, d in ((manual or {}).get("used") or {}).items()}
+    replaced = {int(s): d for s, d in ((manual or {}).get("replaced") or {}).items()}
     prefix = layout.version_prefix(record.title, version)
     mkey = manifest_key(record, version)
     if store.exists(mkey):  # already published: the manifest is the source of truth
@@ -440,7 +447,8 @@ def publish_title(store: Any, record: IngestRecord, recipe: Recipe, shots: pd.Da
                           segments=[s.key for s in by_shot[int(row.shot)]],
                           overrides=review.get("overrides", {}).get(str(int(row.shot)), []),
                           stage_reports=[rep for s in by_shot[int(row.shot)] for rep in s.reports],
-                          harm=harm_of.get(int(row.shot)))
+                          harm=harm_of.get(int(row.shot)), manual=used.get(int(row.shot)),
+                          manual_replaced=replaced.get(int(row.shot)))
                for row in shots.itertuples(index=False)],
         qc=qc_doc["summary"], review=review, outputs=outputs,
     )
