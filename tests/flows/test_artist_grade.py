@@ -43,6 +43,7 @@ def faded(tmp_path, monkeypatch) -> dict:
     return {"path": path, "graded": BLEACH_WARM(clean), "frames": len(clean), "dir": tmp_path}
 
 
+@pytest.mark.slow  # two restores and a takeback (~40 s): make test-all
 def test_a_grade_learned_from_one_manually_graded_shot_grades_its_group(faded, tmp_path, capsys):
     d, n, look = faded["dir"], faded["frames"], faded["graded"]
     (d / "plain.yaml").write_text("name: plain\nstages: []\nmasters: [ffv1]\n")
