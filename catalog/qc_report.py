@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from catalog.layout import REPORT_HTML
+from models.interpolate import MAX_RUN, consecutive_runs
 from models.qc import QC_VERSION, qc_verdict, rounded_mean, worst_first
 
 TABLE_COLUMNS = ["shot", "start_frame", "end_frame", "verdict", "ssim_luma", "psnr_vs_source_db", "flicker_source",
@@ -29,13 +30,7 @@ def source_events(sequence: dict[str, Any] | None, audio: dict[str, Any] | None,
     if missing:
         frames = [int(m["frame"]) for m in missing]
         numbers = [int(m["number"]) for m in missing]
-        runs: list[list[int]] = []
-        for f in frames:
-            if runs and f == runs[-1][-1] + 1:
-                runs[-1].append(f)
-            else:
-                runs.append([f])
-        rebuildable = [f for r in runs if len(r) <= 3 for f in r]
+        rebuildable = [f for r in consecutive_runs(frames) if len(r) <= MAX_RUN for f in r]
         shown = ", ".join(map(str, numbers[:12])) + (" ..." if len(numbers) > 12 else "")
         events.append({
             "kind": "missing-frames", "frames": frames, "numbers": numbers,
