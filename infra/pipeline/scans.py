@@ -24,10 +24,12 @@ the picture's by more than one frame is reported in the log and recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from typing import Any
@@ -37,7 +39,7 @@ import numpy as np
 from catalog import editorial, layout
 from catalog.records import IngestRecord, work_prefix
 from infra.hashing import canonical_json, sha256_bytes, sha256_file, short_hash
-from infra.media import MIN_SIZE, MediaError, prefetched
+from infra.media import MIN_SIZE, MediaError
 from infra.pipeline.shots import store_shot_table
 from infra.runtime import current_store
 from infra.scan_colour import ScanColour, ScanEncoding, make_encoding
@@ -51,6 +53,7 @@ from models.shots import StreamingScores, shrink
 LOG = logging.getLogger("reel.ingest")
 LISTING_SCHEMA = "reel.sequence/1"
 PREFETCH_FRAMES = 4  # decoded frames held ahead of the scorer
+DECODE_THREADS = 2  # frames decoded at once by the ingest
 STORE_AHEAD = 16  # frames hashed/stored ahead of the decoder at most (memory: none, they are files)
 
 
@@ -165,13 +168,27 @@ def _ingest(store: Store, seq: Sequence, first: FrameInfo, fps: Fraction, fps_fr
                                   seq.frames[i].path)
         return sha, key
 
-    def decoded() -> Iterator[np.ndarray]:
-        for i, frame in enumerate(seq.frames):
-            pixels, _ = read_frame(frame.path, first, max_pixels=settings.max_source_pixels)
-            yield shot_frame(colour, pixels, depth)
-            del pixels
-            if i % 64 == 63:
-                _check_stored(pending)
+    def decode(i: int) -> np.ndarray:
+        pixels, _ = read_frame(seq.frames[i].path, first, max_pixels=settings.max_source_pixels)
+        return shot_frame(colour, pixels, depth)  # a thumbnail: the full frame is freed here
+
+    def decoded() -> Generator[np.ndarray, None, None]:
+        # OpenImageIO releases the GIL while it reads, so frames decode on DECODE_THREADS threads, in order,
+        # at most PREFETCH_FRAMES ahead of the scorer (one full frame per thread in memory at a time)
+        window: deque[Future[np.ndarray]] = deque()
+        with ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="reel-ingest-decode") as pool:
+            try:
+                for i in range(len(seq.frames)):
+                    window.append(pool.submit(decode, i))
+                    if len(window) >= PREFETCH_FRAMES:
+                        yield window.popleft().result()
+                    if i % 64 == 63:
+                        _check_stored(pending)
+                while window:
+                    yield window.popleft().result()
+            finally:
+                for f in window:
+                    f.cancel()
 
     pending: list[Future[tuple[str, str]]] = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reel-ingest-store") as storer:
@@ -179,12 +196,12 @@ def _ingest(store: Store, seq: Sequence, first: FrameInfo, fps: Fraction, fps_fr
         try:
             shown_j = 0
             held: np.ndarray | None = None
-            frames = prefetched(decoded(), PREFETCH_FRAMES)
-            for j in plan:
-                if held is None or j != shown_j:
-                    held = next(frames)
-                    shown_j = j
-                scores.push(held)
+            with contextlib.closing(decoded()) as frames:  # closed: its decoding threads are done
+                for j in plan:
+                    if held is None or j != shown_j:
+                        held = next(frames)
+                        shown_j = j
+                    scores.push(held)
             for f in pending:
                 sha, key = f.result()
                 shas.append(sha)
