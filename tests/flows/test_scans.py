@@ -157,6 +157,7 @@ def test_a_10_bit_log_dpx_scan_with_sound_restores_end_to_end(dpx_scan, local_st
     assert report.ok and report.versions[0].checked == len(manifest["outputs"])
 
 
+@pytest.mark.slow  # a second scan restore (~20 s): make test-all; the log DPX one stays in the default run
 def test_16_bit_tiff_and_half_exr_sequences(local_store_env, tmp_path):
     codes = scan_codes(16)
     tif = tmp_path / "tif"
