@@ -80,9 +80,10 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 
 
 def make_source(ffmpeg: str, dst: Path, size: tuple[int, int], frames: int) -> None:
-    """First `frames` frames of the real old film, Lanczos-scaled to `size`, as 10-bit ProRes 422 HQ."""
+    """First `frames` frames of the real old film, Lanczos-scaled to `size`, as 10-bit ProRes 422 HQ. The film
+    has 205 frames: a longer clip plays it again from the start (a cut at frame 205, as a reel change)."""
     w, h = size
-    run_process([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(OLDFILM),
+    run_process([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "-1", "-i", str(OLDFILM),
                  "-frames:v", str(frames), "-an", "-vf", f"scale={w}:{h}:flags=lanczos,setsar=1",
                  "-c:v", "prores_aw", "-profile:v", "3", "-pix_fmt", "yuv422p10le",
                  "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", str(dst)])
@@ -172,32 +173,186 @@ def in_process(src: Path, recipe_name: str, fps: Fraction, tmp: Path, upscale_fr
                 prores[f"{enc} threads={threads}"] = {"error": str(e)}
             print(f"  {enc} threads={threads}: {prores[f'{enc} threads={threads}']}", flush=True)
     del yuv
-    result: dict[str, Any] = {"frames": n, "size": f"{w}x{h}", "phases": phases, "prores": prores}
+    result: dict[str, Any] = {"frames": n, "size": f"{w}x{h}", "phases": phases, "prores": prores,
+                              "prores_in_encode_master": prores_in_reel(out16, w, h, fps, tmp)}
     if upscale_frames > 0:
         from models.upscale import Upscale
 
-        up = Upscale(target="uhd")
         few = restored.slice(0, min(upscale_frames, n))
-        (big, _), t = timed(lambda: up.process(few))
-        result["upscale_uhd"] = {**t, "frames": few.num_frames, "out_size": f"{big.width}x{big.height}",
-                                 "per_frame_wall_s": round(t["wall_s"] / few.num_frames, 3),
-                                 "per_frame_cpu_s": round(t["cpu_s"] / few.num_frames, 3)}
-        print(f"  upscale uhd: {result['upscale_uhd']}", flush=True)
+        result["upscale_uhd"] = {}
+        for runtime in ("torch", "auto"):  # PyTorch eager vs the runtime `auto` picks (models/sr_runtime.py)
+            up = Upscale(target="uhd", runtime=runtime)
+            up.process(few.slice(0, 1))  # loads, exports and compiles once: not a per-frame cost
+            (big, rep), t = timed(lambda up=up: up.process(few))
+            result["upscale_uhd"][runtime] = {
+                **t, "frames": few.num_frames, "out_size": f"{big.width}x{big.height}", "ran": rep.get("runtime"),
+                "per_frame_wall_s": round(t["wall_s"] / few.num_frames, 3),
+                "per_frame_cpu_s": round(t["cpu_s"] / few.num_frames, 3)}
+            print(f"  upscale uhd, runtime={runtime}: {result['upscale_uhd'][runtime]}", flush=True)
     return result
+
+
+def prores_in_reel(out16: Any, w: int, h: int, fps: Fraction, tmp: Path) -> dict[str, Any]:
+    """The ProRes delivery master as Reel encodes it (infra.media.encode_master: numpy RGB -> 10-bit
+    4:2:2, then the encoder), with each encoder and thread type in turn: fps, and whether the bytes equal
+    those of Reel's choice (`_MASTER_CODECS["prores"]`)."""
+    import dataclasses
+    import hashlib
+
+    from infra import media
+
+    chosen = media._MASTER_CODECS["prores"]
+    res: dict[str, Any] = {"reel_uses": f"{chosen.encoder}, {chosen.threads} threads"}
+    digests = {}
+    try:
+        for enc in ("prores_aw", "prores_ks"):
+            for threads in ("SLICE", "FRAME"):
+                media._MASTER_CODECS["prores"] = dataclasses.replace(chosen, encoder=enc, threads=threads)
+                dst = tmp / f"master-{enc}-{threads}.mov"
+                _, t = timed(lambda dst=dst: media.encode_master(iter(out16), dst, width=w, height=h, fps=fps,
+                                                                  codec="prores"))
+                digests[(enc, threads)] = hashlib.sha256(dst.read_bytes()).hexdigest()
+                dst.unlink()
+                res[f"{enc} {threads}"] = {**t, "fps": round(len(out16) / t["wall_s"], 2)}
+                print(f"  encode_master {enc} {threads}: {res[f'{enc} {threads}']}", flush=True)
+    finally:
+        media._MASTER_CODECS["prores"] = chosen
+    ref = digests[(chosen.encoder, chosen.threads)]
+    for (enc, threads), d in digests.items():
+        res[f"{enc} {threads}"]["same_bytes_as_reels_choice"] = d == ref
+    return res
 
 
 # --- (c) whole reel restore processes ---------------------------------------------------------
 
 
-def reel_restore(src: Path, recipe: str, tmp: Path, tag: str) -> dict[str, float]:
-    reel = Path(sys.executable).parent / "reel"
+# The run's log lines that mark its phases (Prefect's console format: HH:MM:SS.mmm | LEVEL | message)
+_MARKS = (("api_start", "first", r"Starting temporary server"),
+          ("flow_start", "first", r"Beginning flow run"),
+          ("ingest_end", "first", r"Task run 'ingest-[^']*' - Finished"),
+          ("restore_start", "first", r" 0 of \d+ frames restored"),
+          ("restore_end", "last", r"frames restored"),
+          ("publish_end", "first", r"Task run 'publish-[^']*' - Finished"),
+          ("flow_end", "first", r"Flow run '[^']*' - Finished in state"),
+          ("api_stop", "first", r"Stopping temporary server"))
+# phase -> (from mark, to mark)
+PHASES = {"start-up (imports, Prefect API, Dask cluster)": ("start", "flow_start"),
+          "ingest (probe, hash, mezzanine, shot scores)": ("flow_start", "ingest_end"),
+          "shot table, bindings": ("ingest_end", "restore_start"),
+          "restore pieces + QC (workers)": ("restore_start", "restore_end"),
+          "QC report + publish": ("restore_end", "publish_end"),
+          "flow end": ("publish_end", "flow_end"),
+          "shut-down (cluster, API), copy to --out, exit": ("flow_end", "exit")}
+
+
+def timeline(output: str, t0: float) -> dict[str, float]:
+    """Seconds from the process start to each mark found in a run's console output."""
+    import datetime as dt
+    import re
+
+    day = dt.datetime.fromtimestamp(t0).date()
+    events = []
+    for line in output.splitlines():
+        m = re.match(r"(\d\d):(\d\d):(\d\d(?:\.\d+)?) \| \w+\s*\| (.*)", line)
+        if m:
+            at = dt.datetime.combine(day, dt.time(int(m[1]), int(m[2]))).timestamp() + float(m[3])
+            if at < t0 - 43200:  # past midnight
+                at += 86400
+            events.append((at - t0, m[4]))
+    marks: dict[str, float] = {}
+    for name, which, pattern in _MARKS:
+        found = [t for t, msg in events if re.search(pattern, msg)]
+        if found:
+            marks[name] = round(found[0] if which == "first" else found[-1], 2)
+    return marks
+
+
+def process_kind(cmdline: str, root: bool) -> str:
+    if root:
+        return "reel (flow process)"
+    if "uvicorn" in cmdline:
+        return "Prefect API server"
+    if "spawn_main" in cmdline:
+        return "Dask workers"
+    if "_probe" in cmdline:
+        return "media probe"
+    return "other"
+
+
+class TreeCPU:
+    """CPU seconds of a process and its descendants, by kind, from /proc (sampled every 0.1 s; Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid, self.last = pid, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._stop.is_set():
+            try:
+                children: dict[int, list[int]] = {}
+                for d in os.listdir("/proc"):
+                    if d.isdigit():
+                        try:
+                            ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                        except (OSError, IndexError, ValueError):
+                            continue
+                        children.setdefault(ppid, []).append(int(d))
+                todo = [self.pid]
+                while todo:
+                    p = todo.pop()
+                    todo += children.get(p, [])
+                    try:
+                        f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                        cmd = self.last.get(p, (0.0, ""))[1] or Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ")
+                        self.last[p] = ((int(f[11]) + int(f[12])) / tick, cmd)
+                    except (OSError, IndexError, ValueError):
+                        continue
+            except OSError:
+                return
+            self._stop.wait(0.1)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        kinds: dict[str, float] = {}
+        for p, (cpu, cmd) in self.last.items():
+            k = process_kind(cmd, p == self.pid)
+            kinds[k] = round(kinds.get(k, 0.0) + cpu, 2)
+        return kinds
+
+
+def reel_restore(src: Path, recipe: str, tmp: Path, tag: str, tree: Path | None = None) -> dict[str, Any]:
+    """One whole `reel restore` process (of the working tree, or of `tree`, a checkout of another revision):
+    wall and CPU seconds, the phases of its timeline, CPU by process kind, and the pieces' worker laps."""
     env = {**os.environ, "REEL_STORE": str(tmp / f"store-{tag}")}
+    env.pop("PREFECT_API_URL", None)
     out = tmp / f"out-{tag}"
-    cmd = [str(reel), "restore", str(src), "--recipe", recipe, "--out", str(out)]
-    r = run_process(cmd, env)
+    root = tree or ROOT
+    env["PYTHONPATH"] = str(root)
+    cmd = [sys.executable, "-m", "flows.cli", "restore", str(src), "--recipe", recipe, "--out", str(out)]
+    c0, t0, wall0 = _children_cpu(), time.time(), time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = TreeCPU(proc.pid) if Path("/proc/self/stat").exists() else None
+    output, _ = proc.communicate()
+    wall, cpu = time.perf_counter() - wall0, _children_cpu() - c0
+    by_kind = sampler.stop() if sampler else {}
+    if proc.returncode != 0:
+        raise SystemExit(f"reel restore ({tag}) failed ({proc.returncode}):\n{output[-3000:]}")
+    marks = {"start": 0.0, **timeline(output, t0), "exit": round(wall, 2)}
+    phases = {name: round(marks[b] - marks[a], 2) for name, (a, b) in PHASES.items() if a in marks and b in marks}
+    laps: dict[str, float] = {}
+    for rec in (tmp / f"store-{tag}" / "work").rglob("shot*-p*.json"):
+        for k, v in json.loads(rec.read_text()).get("timing_s", {}).items():
+            laps[k] = round(laps.get(k, 0.0) + v, 2)
     shutil.rmtree(tmp / f"store-{tag}", ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
-    return r
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "marks": marks, "phases": phases,
+            "cpu_by_process": by_kind, "piece_laps_s": laps}
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -216,13 +371,23 @@ def estimate(per_frame_wall: float, per_frame_cpu: float, fixed: float, cores_he
             f"days_{NODE_CORES}_core_node_linear_assumed": round(core_s_wall / NODE_CORES / 86400, 2)}
 
 
+def checkout(rev: str, dst: Path) -> Path:
+    """A detached worktree of `rev` at dst (imported with this virtual environment, as refactor_check does)."""
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(dst), rev], check=True)
+    return dst
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="1920x1080", help="WxH of the test clip")
     ap.add_argument("--frames", type=int, default=48, help="frames for the in-process per-phase profile")
     ap.add_argument("--frames-short", type=int, default=48, help="short length of the whole-process runs")
-    ap.add_argument("--frames-long", type=int, default=96, help="long length of the whole-process runs")
+    ap.add_argument("--frames-long", type=int, default=240, help="long length of the whole-process runs")
     ap.add_argument("--recipe", default="defects", help="built-in recipe profiled against the ffmpeg chain")
+    ap.add_argument("--restore-recipes", default=None,
+                    help="comma-separated recipes run as whole processes (default: identity and --recipe)")
+    ap.add_argument("--base", default=None, help="git revision whose `reel restore` runs side by side with the "
+                                                 "working tree's (same sources, interleaved): before/after")
     ap.add_argument("--upscale-frames", type=int, default=2, help="frames through Upscale(target=uhd); 0 skips")
     ap.add_argument("--skip", default="", help="comma-separated: phases,restore")
     ap.add_argument("--out", default="bench-out")
@@ -231,6 +396,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.frames_short < args.frames_long:
         raise SystemExit("--frames-short must be less than --frames-long")
     skip = set(filter(None, args.skip.split(",")))
+    recipes = args.restore_recipes.split(",") if args.restore_recipes else ["identity", args.recipe]
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     ffmpeg = ensure_ffmpeg()
@@ -240,42 +406,55 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "frames_short": args.frames_short, "frames_long": args.frames_long, "cores": cores,
         "machine": platform.platform(), "load_average_at_start": os.getloadavg(),
         "ffmpeg": subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0],
-        "source": f"{OLDFILM.name}, first frames, Lanczos to {w}x{h}, ProRes 422 HQ 10-bit (prores_aw)",
-        "ffmpeg_jobs": FFMPEG_JOBS}
+        "source": f"{OLDFILM.name} (205 frames, played again from the start for longer clips), Lanczos to "
+                  f"{w}x{h}, ProRes 422 HQ 10-bit (prores_aw)",
+        "ffmpeg_jobs": FFMPEG_JOBS, "restore_recipes": recipes, "base": args.base}
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reel-bench-throughput-") as tmp_s:
         tmp = Path(tmp_s)
-        lengths = sorted({args.frames_short, args.frames_long, args.frames})
-        srcs = {}
-        for n in lengths:
-            srcs[n] = tmp / f"src-{n}.mov"
-            make_source(ffmpeg, srcs[n], (w, h), n)
-        import av
+        base_tree = checkout(args.base, tmp / "base") if args.base and "restore" not in skip else None
+        try:
+            lengths = sorted({args.frames_short, args.frames_long, args.frames})
+            srcs = {}
+            for n in lengths:
+                srcs[n] = tmp / f"src-{n}.mov"
+                make_source(ffmpeg, srcs[n], (w, h), n)
+            import av
 
-        with av.open(str(srcs[lengths[-1]])) as c:
-            fps = Fraction(c.streams.video[0].average_rate)
-            got = sum(1 for _ in c.demux(c.streams.video[0]) if _.size)
-        if got < lengths[-1]:
-            raise SystemExit(f"the source film has only {got} frames; ask for fewer")
-        print(f"sources: {w}x{h} ProRes 422 HQ, {', '.join(map(str, lengths))} frames at {fps} fps", flush=True)
+            with av.open(str(srcs[lengths[-1]])) as c:
+                fps = Fraction(c.streams.video[0].average_rate)
+                got = sum(1 for _ in c.demux(c.streams.video[0]) if _.size)
+            if got < lengths[-1]:
+                raise SystemExit(f"the source clip has only {got} frames of {lengths[-1]}")
+            print(f"sources: {w}x{h} ProRes 422 HQ, {', '.join(map(str, lengths))} frames at {fps} fps", flush=True)
 
-        # (a) ffmpeg jobs, both lengths
-        ff: dict[str, dict[str, Any]] = {}
-        for name, vf in FFMPEG_JOBS.items():
-            ff[name] = {str(n): ffmpeg_job(ffmpeg, srcs[n], tmp / f"ff-{name}.mkv", vf)
-                        for n in (args.frames_short, args.frames_long)}
-            print(f"ffmpeg {name}: {ff[name]}", flush=True)
-        report["ffmpeg_runs"] = ff
+            # (a) ffmpeg jobs, both lengths
+            ff: dict[str, dict[str, Any]] = {}
+            for name, vf in FFMPEG_JOBS.items():
+                ff[name] = {str(n): ffmpeg_job(ffmpeg, srcs[n], tmp / f"ff-{name}.mkv", vf)
+                            for n in (args.frames_short, args.frames_long)}
+                print(f"ffmpeg {name}: {ff[name]}", flush=True)
+            report["ffmpeg_runs"] = ff
 
-        # (c) whole reel restore processes, both lengths
-        if "restore" not in skip:
-            runs: dict[str, dict[str, Any]] = {}
-            for recipe in ("identity", args.recipe):
-                runs[recipe] = {}
-                for n in (args.frames_short, args.frames_long):
-                    runs[recipe][str(n)] = reel_restore(srcs[n], recipe, tmp, f"{recipe}-{n}")
-                    print(f"reel restore --recipe {recipe}, {n} frames: {runs[recipe][str(n)]}", flush=True)
-            report["reel_restore_runs"] = runs
+            # (c) whole reel restore processes, both lengths (with --base: the base revision's run, then ours)
+            if "restore" not in skip:
+                trees: dict[str, Path | None] = {"reel_restore_runs": None}
+                if base_tree is not None:
+                    trees = {"reel_restore_runs_base": base_tree, **trees}
+                for key in trees:
+                    report[key] = {r: {} for r in recipes}
+                for recipe in recipes:
+                    for n in (args.frames_short, args.frames_long):
+                        for key, tree in trees.items():
+                            tag = f"{recipe}-{n}-{'base' if tree else 'head'}"
+                            run = reel_restore(srcs[n], recipe, tmp, tag, tree)
+                            report[key][recipe][str(n)] = run
+                            print(f"reel restore --recipe {recipe}, {n} frames ({'base ' + args.base if tree else 'this tree'}): "
+                                  f"{run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU; phases {run['phases']}; "
+                                  f"CPU by process {run['cpu_by_process']}", flush=True)
+        finally:
+            if base_tree is not None:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], check=False)
 
         # (b) in-process per phase
         if "phases" not in skip:
@@ -289,6 +468,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report
 
 
+BASELINES = {"identity": "ffv1_copy"}  # recipe -> its plain ffmpeg job (any other recipe: the defects chain)
+
+
+def restore_rows(runs: dict[str, Any], summary: dict[str, Any], ff_fit: dict[str, Any],
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """Per recipe: Reel's fps at the long length against its ffmpeg job's, the fixed + per-frame fit, the
+    phases of the long run and its CPU by process kind."""
+    s, lg = str(args.frames_short), str(args.frames_long)
+    rows = {}
+    for recipe, r in runs.items():
+        base = BASELINES.get(recipe, "ffmpeg_defects_chain")
+        fit = fit_fixed((args.frames_short, r[s]["wall_s"]), (args.frames_long, r[lg]["wall_s"]))
+        cpu_fit = fit_fixed((args.frames_short, r[s]["cpu_s"]), (args.frames_long, r[lg]["cpu_s"]))
+        fps = args.frames_long / r[lg]["wall_s"]
+        ff_fps = summary["ffmpeg_fps_long"][base]
+        per_frame_ratio = ff_fit[base]["per_frame_s"] / fit["per_frame_s"] if fit["per_frame_s"] > 0 else None
+        rows[recipe] = {"vs": base, "reel_fps_long": round(fps, 3), "ffmpeg_fps_long": ff_fps,
+                        "ratio_whole_process": round(fps / ff_fps, 4),
+                        "ratio_per_frame_cost": round(per_frame_ratio, 4) if per_frame_ratio else None,
+                        "fixed_s": fit["fixed_s"], "per_frame_s": fit["per_frame_s"],
+                        "cpu_fixed_s": cpu_fit["fixed_s"], "cpu_per_frame_s": cpu_fit["per_frame_s"],
+                        "cores_busy_per_frame": round(cpu_fit["per_frame_s"] / fit["per_frame_s"], 2)
+                        if fit["per_frame_s"] > 0 else None,
+                        "phases_long": r[lg].get("phases", {}), "phases_short": r[s].get("phases", {}),
+                        "cpu_by_process_long": r[lg].get("cpu_by_process", {}),
+                        "cpu_by_process_short": r[s].get("cpu_by_process", {}),
+                        "piece_laps_long_s": r[lg].get("piece_laps_s", {})}
+    return rows
+
+
 def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
     s, lg = str(args.frames_short), str(args.frames_long)
     ff = report["ffmpeg_runs"]
@@ -299,26 +508,13 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
     summary["ffmpeg_fit"] = ff_fit
     runs = report.get("reel_restore_runs")
     if runs:
-        pairs = {"identity": "ffv1_copy", args.recipe: "ffmpeg_defects_chain"}
-        rows = {}
-        for recipe, base in pairs.items():
-            r = runs[recipe]
-            fit = fit_fixed((args.frames_short, r[s]["wall_s"]), (args.frames_long, r[lg]["wall_s"]))
-            cpu_fit = fit_fixed((args.frames_short, r[s]["cpu_s"]), (args.frames_long, r[lg]["cpu_s"]))
-            fps = args.frames_long / r[lg]["wall_s"]
-            ff_fps = summary["ffmpeg_fps_long"][base]
-            per_frame_ratio = ff_fit[base]["per_frame_s"] / fit["per_frame_s"] if fit["per_frame_s"] > 0 else None
-            rows[recipe] = {"vs": base, "reel_fps_long": round(fps, 3), "ffmpeg_fps_long": ff_fps,
-                            "ratio_whole_process": round(fps / ff_fps, 4),
-                            "ratio_per_frame_cost": round(per_frame_ratio, 4) if per_frame_ratio else None,
-                            "fixed_s": fit["fixed_s"], "per_frame_s": fit["per_frame_s"],
-                            "cpu_fixed_s": cpu_fit["fixed_s"], "cpu_per_frame_s": cpu_fit["per_frame_s"],
-                            "cores_busy_per_frame": round(cpu_fit["per_frame_s"] / fit["per_frame_s"], 2)
-                            if fit["per_frame_s"] > 0 else None}
-        summary["reel_vs_ffmpeg"] = rows
-        d = rows[args.recipe]
-        summary["feature_estimate"] = {
-            args.recipe: estimate(d["per_frame_s"], d["cpu_per_frame_s"], d["fixed_s"], report["cores"])}
+        summary["reel_vs_ffmpeg"] = restore_rows(runs, summary, ff_fit, args)
+        if report.get("reel_restore_runs_base"):
+            summary["reel_vs_ffmpeg_base"] = restore_rows(report["reel_restore_runs_base"], summary, ff_fit, args)
+        if args.recipe in summary["reel_vs_ffmpeg"]:
+            d = summary["reel_vs_ffmpeg"][args.recipe]
+            summary["feature_estimate"] = {
+                args.recipe: estimate(d["per_frame_s"], d["cpu_per_frame_s"], d["fixed_s"], report["cores"])}
     ip = report.get("in_process")
     if ip:
         total = sum(v["wall_s"] for v in ip["phases"].values())
@@ -333,14 +529,21 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
         summary["an_encode_is_slowest"] = summary["slowest_phase"] in enc
         summary["prores_fps"] = {k: round(ip["frames"] / v["wall_s"], 2) for k, v in ip["prores"].items()
                                  if "wall_s" in v}
-        summary["prores_reel_uses"] = "prores_aw (infra.media._MASTER_CODECS), SLICE threads, thread_count 0"
-        if "upscale_uhd" in ip and runs:
+        summary["prores_in_encode_master"] = ip["prores_in_encode_master"]
+        summary["prores_reel_uses"] = ip["prores_in_encode_master"]["reel_uses"]
+        if ip.get("upscale_uhd"):
             u = ip["upscale_uhd"]
-            d = summary["reel_vs_ffmpeg"][args.recipe]
-            # uhd = the recipe's per-frame cost + the upscale's (the `colour` stage of `uhd` is not measured)
-            summary["feature_estimate"]["uhd (defects + upscale; colour not measured)"] = estimate(
-                d["per_frame_s"] + u["per_frame_wall_s"], d["cpu_per_frame_s"] + u["per_frame_cpu_s"],
-                d["fixed_s"], report["cores"])
+            summary["upscale_uhd_s_per_frame"] = {rt: v["per_frame_wall_s"] for rt, v in u.items()}
+            if "torch" in u and "auto" in u and u["auto"]["per_frame_wall_s"] > 0:
+                summary["upscale_uhd_speedup_auto_vs_torch"] = round(
+                    u["torch"]["per_frame_wall_s"] / u["auto"]["per_frame_wall_s"], 2)
+            if "feature_estimate" in summary:
+                d = summary["reel_vs_ffmpeg"][args.recipe]
+                best = u.get("auto", next(iter(u.values())))
+                # uhd = the recipe's per-frame cost + the upscale's (the `colour` stage of `uhd` is not measured)
+                summary["feature_estimate"]["uhd (defects + upscale; colour not measured)"] = estimate(
+                    d["per_frame_s"] + best["per_frame_wall_s"], d["cpu_per_frame_s"] + best["per_frame_cpu_s"],
+                    d["fixed_s"], report["cores"])
     summary["assumption"] = (f"64-core figures assume throughput scales linearly per core from the {report['cores']}"
                              "-core measurement (wall x cores here / 64); not measured")
     report["summary"] = summary
@@ -348,16 +551,32 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
 
 def print_table(report: dict[str, Any]) -> None:
     s = report["summary"]
-    print(f"\n== throughput at {report['size']}, recipe {report['recipe']}, {report['cores']} cores ==")
+    lg = report["frames_long"]
+    print(f"\n== throughput at {report['size']}, {report['cores']} cores; load average at start "
+          f"{', '.join(f'{x:.1f}' for x in report['load_average_at_start'])} ==")
     if "reel_vs_ffmpeg" in s:
-        print(f"{'job':<34}{'reel fps':>10}{'ffmpeg fps':>12}{'ratio':>8}{'ratio/frame':>13}"
+        print(f"{'job':<44}{'reel fps':>10}{'ffmpeg fps':>12}{'ratio':>8}{'ratio/frame':>13}"
               f"{'fixed s':>9}{'s/frame':>9}{'cores busy':>11}")
-        for recipe, r in s["reel_vs_ffmpeg"].items():
-            print(f"{'reel restore --recipe ' + recipe:<34}{r['reel_fps_long']:>10.3f}{r['ffmpeg_fps_long']:>12.2f}"
-                  f"{r['ratio_whole_process']:>8.3f}{r['ratio_per_frame_cost'] or 0:>13.3f}{r['fixed_s']:>9.1f}"
-                  f"{r['per_frame_s']:>9.3f}{r['cores_busy_per_frame'] or 0:>11.2f}")
-        print("  (fixed + per-frame solved from two lengths: noise on a shared machine moves both; 'cores busy'"
-              " is CPU per frame / wall per frame, noisier still. ratio/frame compares the per-frame costs only)")
+        tables = [("", s["reel_vs_ffmpeg"])]
+        if "reel_vs_ffmpeg_base" in s:
+            tables = [(f" (base {report['base']})", s["reel_vs_ffmpeg_base"]), (" (this tree)", s["reel_vs_ffmpeg"])]
+        for recipe in report["restore_recipes"]:
+            for label, rows in tables:
+                r = rows[recipe]
+                print(f"{'reel restore --recipe ' + recipe + label:<44}{r['reel_fps_long']:>10.3f}"
+                      f"{r['ffmpeg_fps_long']:>12.2f}{r['ratio_whole_process']:>8.3f}"
+                      f"{r['ratio_per_frame_cost'] or 0:>13.3f}{r['fixed_s']:>9.1f}{r['per_frame_s']:>9.3f}"
+                      f"{r['cores_busy_per_frame'] or 0:>11.2f}")
+        print(f"  (fps and ratio at {lg} frames; fixed + per-frame solved from two lengths: noise on a shared machine "
+              "moves both; 'cores busy' is CPU per frame / wall per frame, noisier still)")
+        print(f"\nwhere a whole run's time goes ({lg} frames; seconds of wall time per phase of its log, CPU seconds "
+              "per process kind):")
+        for recipe in report["restore_recipes"]:
+            for label, rows in tables:
+                r = rows[recipe]
+                print(f"  {recipe}{label}: " + "; ".join(f"{k} {v:.1f}" for k, v in r["phases_long"].items()))
+                print("    CPU: " + "; ".join(f"{k} {v:.1f}" for k, v in r["cpu_by_process_long"].items())
+                      + "; pieces (worker wall s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["piece_laps_long_s"].items()))
     if "phase_share" in s:
         ip = report["in_process"]
         print(f"\nin-process phases ({ip['frames']} frames, {s['in_process_fps']} fps overall):")
@@ -365,13 +584,19 @@ def print_table(report: dict[str, Any]) -> None:
             print(f"  {k:<52}{ip['phases'][k]['wall_s']:>8.2f} s{share * 100:>7.1f} %"
                   f"{s['phase_fps'].get(k, 0):>9.2f} fps")
         print(f"  slowest: {s['slowest_phase']} (an encode: {s['an_encode_is_slowest']})")
-        print("ProRes delivery encodes (yuv frames prepared; fps):")
+        print("ProRes encoders on prepared yuv frames (fps):")
         for k, v in s["prores_fps"].items():
             print(f"  {k:<52}{v:>8.2f}")
+        print("ProRes master as Reel encodes it (encode_master: RGB -> 10-bit 4:2:2 in numpy, then the encoder; fps):")
+        for k, v in s["prores_in_encode_master"].items():
+            if isinstance(v, dict):
+                print(f"  {k:<52}{v['fps']:>8.2f}   same bytes as Reel's choice: {v['same_bytes_as_reels_choice']}")
         print(f"  Reel uses: {s['prores_reel_uses']}")
-        if "upscale_uhd" in ip:
-            print(f"upscale to UHD: {ip['upscale_uhd']['per_frame_wall_s']} s/frame wall, "
-                  f"{ip['upscale_uhd']['per_frame_cpu_s']} s/frame CPU")
+        if "upscale_uhd_s_per_frame" in s:
+            print("upscale to UHD (own model): " + ", ".join(
+                f"runtime={rt} ({ip['upscale_uhd'][rt]['ran']}) {v} s/frame" for rt, v in s["upscale_uhd_s_per_frame"].items())
+                  + (f"; auto is {s['upscale_uhd_speedup_auto_vs_torch']}x PyTorch eager"
+                     if "upscale_uhd_speedup_auto_vs_torch" in s else ""))
     if "feature_estimate" in s:
         print(f"\n100-minute feature ({FEATURE_FRAMES} frames) at {report['size']}:")
         for k, v in s["feature_estimate"].items():

@@ -2,6 +2,7 @@
 
     python -m benchmarks.upscale [--quick] [--out bench-out] [--checkpoint FILE] [--film FILE]
                                  [--no-realesrgan] [--realesrgan-only] [--crop HxW] [--film-frames N]
+                                 [--runtimes-only] [--no-runtimes]
 
 The task is the one the stage is judged on: clean pictures downscaled by area (cv2.INTER_AREA) by 2 or 4,
 then enlarged back through the `Upscale` stage (`method=lanczos` or `method=model`; 4x = the x2 model run
@@ -35,6 +36,12 @@ network costs ~0.13 ms per input pixel on two CPU cores; `--crop`/`--film-frames
   model and realesrgan x4plus with temporal propagation;
 - CPU seconds per output frame of each method on the same crop, as ratios to Lanczos, in one run.
 Writes OUT/upscale_realesrgan.json.
+
+Runtimes (issue #24; `--runtimes-only` for just this, about 2 minutes): each network (the own x2 model on
+a 320x240 frame, animevideov3 on 160x120, x4plus on 96x64) run by PyTorch eager, ONNX Runtime and
+OpenVINO (models/sr_runtime.py) on the same frame, the same tiles and the same threads (1 and all
+cores), interleaved; seconds per frame, speed-up over PyTorch, the largest output difference to
+PyTorch, and what `runtime=auto` runs. Writes OUT/upscale_runtimes.json.
 """
 
 from __future__ import annotations
@@ -301,6 +308,83 @@ def realesrgan_comparison(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+# --------------------------------------------------------------------------------------------------
+# The networks on each runtime, side by side (issue #24 item 3)
+# --------------------------------------------------------------------------------------------------
+
+# label -> (loader, input H x W): the network runs once over the frame (native factor), in the stage's
+# default tiles; x4plus on a smaller frame (about 2 s per 100x100 input px tile pass on one core)
+RUNTIME_NETWORKS: dict[str, tuple[str, tuple[int, int]]] = {
+    "own model (x2, Compact 32x6)": ("model", (240, 320)),
+    "realesrgan animevideov3 (x4, Compact 64x16)": ("animevideov3", (120, 160)),
+    "realesrgan x4plus (x4, RRDBNet)": ("x4plus", (64, 96)),
+}
+
+
+def runtime_comparison(args: argparse.Namespace) -> dict[str, Any]:
+    """Seconds per frame of each network on PyTorch eager, ONNX Runtime and OpenVINO: the same frames, the
+    same tiles (`tile`, `tile_overlap`, `batch` of the stage's defaults), the same threads (1 and all
+    cores), interleaved repetitions, medians; and the largest output difference to PyTorch. The choice
+    `runtime=auto` makes (models/sr_runtime.py AUTO_ORDER) is checked against the measured fastest."""
+    from models import sr_runtime
+    from models.realesrgan import load_realesrgan
+    from models.sr_net import _upscale_one, load_sr_model
+    from models.upscale import UpscaleParams
+
+    p = UpscaleParams()
+    runtimes = [rt for rt in ("torch", "onnxruntime", "openvino") if sr_runtime.installed(rt)]
+    rng = np.random.default_rng(0)
+    threads_before = torch.get_num_threads()
+    cores = sorted({1, threads_before})
+    res: dict[str, Any] = {"tile": p.tile, "tile_overlap": p.tile_overlap, "batch": p.batch,
+                           "tolerance": sr_runtime.TOLERANCE, "auto_order": list(sr_runtime.AUTO_ORDER),
+                           "runtimes": runtimes, "networks": {}}
+    t_start = time.time()
+    try:
+        for label, (which, (h, w)) in RUNTIME_NETWORKS.items():
+            frame = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.2)
+            base = load_sr_model(args.checkpoint, "cpu", False) if which == "model" else load_realesrgan(which, "cpu")
+            entry: dict[str, Any] = {"input": f"{w}x{h}", "output": f"{w * base.scale}x{h * base.scale}"}
+            for n in cores:
+                torch.set_num_threads(n)
+                models = {rt: base.on_runtime(rt) for rt in runtimes}
+                outs = {rt: _upscale_one(frame, m, p.tile, p.tile_overlap, p.batch)[0] for rt, m in models.items()}
+                times: dict[str, list[float]] = {rt: [] for rt in runtimes}
+                reps = 1 if which == "x4plus" or args.quick else 3
+                for _ in range(reps):
+                    for rt, m in models.items():
+                        t0 = time.perf_counter()
+                        _upscale_one(frame, m, p.tile, p.tile_overlap, p.batch)
+                        times[rt].append(time.perf_counter() - t0)
+                med = {rt: float(np.median(v)) for rt, v in times.items()}
+                entry[f"threads_{n}"] = {
+                    rt: {"s_per_frame": round(med[rt], 4), "speedup_vs_torch": round(med["torch"] / med[rt], 2),
+                         "max_abs_diff_vs_torch": float(f"{np.abs(outs[rt] - outs['torch']).max():.3g}"),
+                         "ran": models[rt].runtime["runtime"]} for rt in runtimes}
+                fastest = min(runtimes, key=lambda rt: med[rt])
+                auto = base.on_runtime("auto").runtime["runtime"]
+                entry[f"threads_{n}"]["fastest"], entry[f"threads_{n}"]["auto_picks"] = fastest, auto
+                print(f"  {label}, {n} thread(s): " + ", ".join(f"{rt} {med[rt]:.3f} s" for rt in runtimes)
+                      + f"; fastest {fastest}, auto runs {auto}", flush=True)
+            res["networks"][label] = entry
+    finally:
+        torch.set_num_threads(threads_before)
+    res["wall_seconds"] = round(time.time() - t_start, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "upscale_runtimes.json").write_text(json.dumps(res, indent=2) + "\n")
+    print("\n| network | threads | " + " | ".join(f"{rt} s/frame (x torch)" for rt in runtimes)
+          + " | max abs diff to torch | auto runs |")
+    print("|---|---|" + "---|" * len(runtimes) + "---|---|")
+    for label, e in res["networks"].items():
+        for n in cores:
+            r = e[f"threads_{n}"]
+            cells = " | ".join(f"{r[rt]['s_per_frame']:.3f} ({r[rt]['speedup_vs_torch']:.2f}x)" for rt in runtimes)
+            diffs = ", ".join(f"{rt} {r[rt]['max_abs_diff_vs_torch']:.1e}" for rt in runtimes if rt != "torch")
+            print(f"| {label}, {e['input']} -> {e['output']} | {n} | {cells} | {diffs} | {r['auto_picks']} |")
+    print(f"wrote {args.out / 'upscale_runtimes.json'} ({res['wall_seconds']:.0f} s)", flush=True)
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer images/frames (about a minute)")
@@ -312,7 +396,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realesrgan-only", action="store_true", help="only the Real-ESRGAN comparison")
     ap.add_argument("--crop", default="80x112", help="HxW of the centre crops (input px) for Real-ESRGAN")
     ap.add_argument("--film-frames", type=int, default=3, help="consecutive frames per old-film shot")
+    ap.add_argument("--runtimes-only", action="store_true", help="only PyTorch vs ONNX Runtime vs OpenVINO")
+    ap.add_argument("--no-runtimes", action="store_true", help="skip PyTorch vs ONNX Runtime vs OpenVINO")
     args = ap.parse_args(argv)
+    if not args.no_runtimes:
+        print("networks on each runtime (same tiles, same threads) ...", flush=True)
+        runtime_comparison(args)
+        if args.runtimes_only:
+            return 0
     if not args.no_realesrgan:
         args.out.mkdir(parents=True, exist_ok=True)
         realesrgan_comparison(args)

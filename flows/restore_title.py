@@ -425,9 +425,9 @@ def run_restore(source: str, title: str, recipe: str | Recipe = "default", **par
     settings = process_runtime().settings
     check_request(source, title, recipe, params.get("redo_shots"), params.get("overrides"), params.get("from_step"),
                   settings)
-    cluster = RunsCluster(settings).start()
-    try:
-        with shared_prefect_api(), cluster:  # the cluster closes first, while its workers' API is up
+    cluster = RunsCluster(settings)
+    try:  # the API server and the cluster start side by side; the cluster closes first, while its workers' API is up
+        with shared_prefect_api(on_launch=cluster.start), cluster:
             runner = cast(TaskRunner[Any], cluster.task_runner())
             return restore_title.with_options(task_runner=runner)(source=source, title=title, recipe=recipe,
                                                                   **params)

@@ -646,9 +646,11 @@ def _skipping(container: av.container.InputContainer, stream: av.video.stream.Vi
 
 def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
             decoded: list[int], intra_only: bool = False, stream: int | None = None,
-            on_truncated: Callable[[Shortfall], None] | None = None) -> Iterator[np.ndarray]:
+            on_truncated: Callable[[Shortfall], None] | None = None,
+            dest: Callable[[int, int], np.ndarray | None] | None = None) -> Iterator[np.ndarray]:
     """The generator behind `iter_frames`; keeps the number of frames decoded so far in decoded[0]
-    (with `intra_only`, frames before `start` are counted without being decoded)."""
+    (with `intra_only`, frames before `start` are counted without being decoded). `dest(height, width)`:
+    the array the next frame is converted into (None: a new one)."""
     if count == 0:
         return
     stop = None if count is None else start + count
@@ -690,7 +692,7 @@ def _decode(path: str | os.PathLike, start: int, count: int | None, depth: int,
                 last_end = end if last_end is None else max(last_end, end)
             if decoded[0] > start:
                 color = color or _color_info(stream, frame)
-                yield _frame_to_rgb(frame, color, depth, str(path))
+                yield _frame_to_rgb(frame, color, depth, str(path), dest(frame.height, frame.width) if dest else None)
 
 
 @dataclass(frozen=True)
@@ -812,25 +814,39 @@ def _frame_seconds(frame: av.VideoFrame, stream: av.video.stream.VideoStream) ->
 
 
 def read_frames(path: str | os.PathLike, start: int, count: int, depth: int = 8,
-                intra_only: bool = False) -> np.ndarray:
+                intra_only: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Frames start .. start+count-1 as one (T, H, W, 3) array (dtype as in `iter_frames`).
 
     intra_only: the caller knows each packet of the file is one frame decodable on its own (Reel's
     FFV1 mezzanine and segments, written with gop size 1): the frames before `start` are then
-    skipped without being decoded. Raises MediaError naming the numbers when the file has fewer frames.
+    skipped without being decoded. out: a (count, H, W, 3) array of the right dtype to decode into
+    (returned), e.g. a slice of a bigger one. Raises MediaError naming the numbers when the file has
+    fewer frames.
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     _check_decode_args(path, start, count, depth)
-    out: np.ndarray | None = None
+    if out is not None and (out.shape[0] != count or out.dtype != (np.uint8 if depth == 8 else np.uint16)):
+        raise ValueError(f"out must hold {count} frames of depth {depth}, got {out.shape} {out.dtype}")
     decoded = [0]
-    for i, frame in enumerate(_decode(path, start, count, depth, decoded, intra_only)):
+    given: list[np.ndarray] = []  # the slot handed to the decoder for the frame being converted
+
+    def dest(height: int, width: int) -> np.ndarray | None:
+        nonlocal out
         if out is None:
-            out = np.empty((count, *frame.shape), frame.dtype)
-        out[i] = frame
+            out = np.empty((count, height, width, 3), np.uint8 if depth == 8 else np.uint16)
+        given[:] = [out[decoded[0] - start - 1]] if out.shape[1:3] == (height, width) else []
+        return given[0] if given else None
+
+    for i, frame in enumerate(_decode(path, start, count, depth, decoded, intra_only, dest=dest)):
+        if not (given and frame is given[0]):  # not converted in place: the picture changed size
+            assert out is not None
+            raise _read_error(path, f"frame {start + i} is {frame.shape[1]}x{frame.shape[0]}, not "
+                                    f"{out.shape[2]}x{out.shape[1]}")
     if decoded[0] < start + count:
         raise _read_error(path, f"asked for frames {start}..{start + count - 1} but the video has only "
                                 f"{decoded[0]} frames")
+    assert out is not None
     return out
 
 
@@ -846,13 +862,18 @@ def count_frames(path: str | os.PathLike) -> int:
             raise _read_error(path, f"decoding failed ({_av_reason(exc)})") from None
 
 
-def _frame_to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int, shown: str) -> np.ndarray:
-    """A decoded frame as (H, W, 3) RGB of `depth` bits, full range."""
+def _frame_to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int, shown: str,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """A decoded frame as (H, W, 3) RGB of `depth` bits, full range (written into `out` when given)."""
     if frame.format.is_rgb or frame.format.has_palette:
-        return _rgb_frame_to_array(frame, depth)
+        rgb = _rgb_frame_to_array(frame, depth)
+        if out is None:
+            return rgb
+        out[...] = rgb
+        return out
     if color.matrix not in _LUMA_COEFFS:
         raise _read_error(shown, f"unsupported colour matrix {color.matrix!r}")
-    return _ycbcr_frame_to_rgb(frame, color, depth)
+    return _ycbcr_frame_to_rgb(frame, color, depth, out)
 
 
 def _rescale(values: np.ndarray, bits: int, depth: int) -> np.ndarray:
@@ -907,8 +928,16 @@ def _upsample(c: np.ndarray, height: int, width: int) -> np.ndarray:
     return c
 
 
-def _ycbcr_frame_to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int) -> np.ndarray:
-    """Planar Y'CbCr (any subsampling, 8..16 bits) to (H, W, 3) RGB, full range, rounded."""
+# Rows converted at a time: the float32 temporaries of a strip stay in the CPU's cache (a whole 1080p
+# plane's are 8 MB each, which made every step a trip to memory). Every value is computed by the same
+# float32 operations in the same order as on the whole frame, so strips change no output bit.
+_STRIP_ROWS = 32
+
+
+def _ycbcr_frame_to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Planar Y'CbCr (any subsampling, 8..16 bits) to (H, W, 3) RGB, full range, rounded; into `out`
+    (an (H, W, 3) uint8/uint16 array as `depth` says) when given."""
     fmt = frame.format
     full = color.range == "pc"
     direct = (fmt.is_planar and not fmt.is_big_endian and len(fmt.components) >= 3
@@ -919,27 +948,57 @@ def _ycbcr_frame_to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int) -> n
                                src_color_range=swscale_range, dst_color_range=swscale_range)
     bits = _bits(frame.format.name)
     dtype = np.uint8 if bits <= 8 else np.uint16
-    y, cb, cr = (_plane_array(frame.planes[i], dtype).astype(np.float32) for i in range(3))
+    y_plane, cb_plane, cr_plane = (_plane_array(frame.planes[i], dtype) for i in range(3))
     s = float(1 << (bits - 8))
     if full:
         y_off, y_span, c_span = 0.0, float((1 << bits) - 1), float((1 << bits) - 1)
     else:
         y_off, y_span, c_span = 16 * s, 219 * s, 224 * s
     scale = 255.0 if depth == 8 else 65535.0
+    height, width = y_plane.shape
+    if out is None:
+        out = np.empty((height, width, 3), np.uint8 if depth == 8 else np.uint16)
     # Normalise straight to the output scale: Y' in [0, scale], Cb/Cr in [-scale/2, scale/2].
-    y = (y - y_off) * np.float32(scale / y_span)
-    cb = _upsample((cb - 128 * s) * np.float32(scale / c_span), *y.shape)
-    cr = _upsample((cr - 128 * s) * np.float32(scale / c_span), *y.shape)
+    y_gain, c_gain = np.float32(scale / y_span), np.float32(scale / c_span)
     kr, kb = _LUMA_COEFFS[color.matrix]
     kg = 1 - kr - kb
-    rgb = np.empty((3, *y.shape), np.float32)  # planar while computing; interleaved once at the end
-    np.add(y, np.float32(2 - 2 * kr) * cr, out=rgb[0])
-    np.subtract(y, np.float32(2 * kr * (1 - kr) / kg) * cr, out=rgb[1])
-    rgb[1] -= np.float32(2 * kb * (1 - kb) / kg) * cb
-    np.add(y, np.float32(2 - 2 * kb) * cb, out=rgb[2])
-    np.rint(rgb, out=rgb)
-    np.clip(rgb, 0, scale, out=rgb)
-    return rgb.transpose(1, 2, 0).astype(np.uint8 if depth == 8 else np.uint16)
+    r_cr, g_cr = np.float32(2 - 2 * kr), np.float32(2 * kr * (1 - kr) / kg)
+    g_cb, b_cb = np.float32(2 * kb * (1 - kb) / kg), np.float32(2 - 2 * kb)
+    ch, cw = cb_plane.shape
+    rows = _upsample_taps(height, ch, False) if ch != height else None
+    cols = _upsample_taps(width, cw, True) if cw != width else None
+
+    def chroma(plane: np.ndarray, r0: int, r1: int) -> np.ndarray:
+        """Rows r0..r1 of a chroma plane, normalised and upsampled to full size (as `_upsample`)."""
+        if rows is None:
+            c = (plane[r0:r1].astype(np.float32) - np.float32(128 * s)) * c_gain
+        else:
+            i0, i1, w = (a[r0:r1] for a in rows)
+            c0 = (plane[i0].astype(np.float32) - np.float32(128 * s)) * c_gain
+            c1 = (plane[i1].astype(np.float32) - np.float32(128 * s)) * c_gain
+            c = c0 * (1 - w)[:, None] + c1 * w[:, None]
+        if cols is not None:
+            i0, i1, w = cols
+            c = c[:, i0] * (1 - w) + c[:, i1] * w
+        return c
+
+    t = np.empty((min(_STRIP_ROWS, height), width), np.float32)
+    for r0 in range(0, height, _STRIP_ROWS):
+        r1 = min(height, r0 + _STRIP_ROWS)
+        y = (y_plane[r0:r1].astype(np.float32) - np.float32(y_off)) * y_gain
+        cb, cr = chroma(cb_plane, r0, r1), chroma(cr_plane, r0, r1)
+        v = t[: r1 - r0]
+        for k, terms in enumerate(((r_cr, cr, None, None), (g_cr, cr, g_cb, cb), (b_cb, cb, None, None))):
+            a, p, b, q = terms
+            if k == 1:
+                np.subtract(y, a * p, out=v)
+                v -= b * q
+            else:
+                np.add(y, a * p, out=v)
+            np.rint(v, out=v)
+            np.clip(v, 0, scale, out=v)
+            out[r0:r1, :, k] = v
+    return out
 
 
 # --- encoding -----------------------------------------------------------------------------
@@ -955,6 +1014,7 @@ class _VideoCodec:
     profile: str | None = None
     options: tuple[tuple[str, str], ...] = ()
     intra_only: bool = True  # gop size 1
+    threads: str = "SLICE"  # FFmpeg's thread_type for the encoder (thread count: automatic)
 
 
 _FFV1_OPTIONS = (("level", "3"), ("slicecrc", "1"))
@@ -963,7 +1023,9 @@ _FFV1_8 = _VideoCodec("ffv1", "bgr0", "matroska", options=_FFV1_OPTIONS)
 _FFV1_16 = _VideoCodec("ffv1", "gbrp16le", "matroska", options=_FFV1_OPTIONS)
 _MASTER_CODECS = {
     "ffv1": _FFV1_16,
-    "prores": _VideoCodec("prores_aw", "yuv422p10le", "mov", profile="HQ"),
+    # frame threads: prores_aw has no slice threading (1 thread and SLICE both ran 51 fps at 1080p, FRAME 95;
+    # prores_ks 18 at best), and every frame is coded on its own, so the packets are the same bytes
+    "prores": _VideoCodec("prores_aw", "yuv422p10le", "mov", profile="HQ", threads="FRAME"),
     "hevc": _VideoCodec("libx265", "yuv420p10le", "matroska", profile="Main 10",
                         options=(("crf", "12"), ("x265-params", "log-level=error")), intra_only=False),
 }
@@ -1000,7 +1062,7 @@ class _ColorTags:
 
 def _add_video_stream(container: av.container.OutputContainer, codec: _VideoCodec, width: int, height: int,
                       fps: Fraction, tags: _ColorTags) -> av.video.stream.VideoStream:
-    """A slice-threaded video stream with codec time_base 1/fps (frame pts = frame index)."""
+    """A threaded video stream (the codec's `threads` type) with codec time_base 1/fps (frame pts = frame index)."""
     stream = container.add_stream(codec.encoder, rate=fps)
     ctx = stream.codec_context
     ctx.width, ctx.height, ctx.pix_fmt = width, height, codec.pix_fmt
@@ -1008,7 +1070,7 @@ def _add_video_stream(container: av.container.OutputContainer, codec: _VideoCode
     ctx.framerate = fps
     if codec.intra_only:
         ctx.gop_size = 1
-    ctx.thread_type = "SLICE"
+    ctx.thread_type = codec.threads
     ctx.thread_count = 0
     if codec.profile:
         ctx.profile = codec.profile
@@ -1041,24 +1103,32 @@ def _rgb_to_ycbcr_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     """(H, W, 3) uint16 RGB to a 10-bit BT.709 limited-range yuv422p10le/yuv420p10le frame.
 
     Chroma is filtered [1, 2, 1]/4 horizontally (co-sited samples) and averaged
-    in row pairs for 4:2:0 (vertically centred), matching `_upsample`.
+    in row pairs for 4:2:0 (vertically centred), matching `_upsample`. Converted in strips of
+    `_STRIP_ROWS` rows (an even number, so 4:2:0 row pairs stay whole): the same float32 operations
+    per value as on the whole frame.
     """
     height, width = rgb.shape[:2]
-    x = rgb.astype(np.float32) * np.float32(1 / 65535)
     kr, kb = _LUMA_COEFFS["bt709"]
-    y = np.float32(kr) * x[..., 0] + np.float32(1 - kr - kb) * x[..., 1] + np.float32(kb) * x[..., 2]
-    cb = (x[..., 2] - y) * np.float32(1 / (2 - 2 * kb))
-    cr = (x[..., 0] - y) * np.float32(1 / (2 - 2 * kr))
-    planes = [np.rint(64 + 876 * y)]
-    for c in (cb, cr):
-        padded = np.pad(c, ((0, 0), (1, 1)), mode="edge")
-        c = (padded[:, 0:-2:2] + 2 * padded[:, 1:-1:2] + padded[:, 2::2]) * np.float32(0.25)
-        if pix_fmt == "yuv420p10le":
-            c = (c[0::2] + c[1::2]) * np.float32(0.5)
-        planes.append(np.rint(512 + 896 * c))
+    wr, wg, wb = np.float32(kr), np.float32(1 - kr - kb), np.float32(kb)
+    to_unit, cb_gain, cr_gain = np.float32(1 / 65535), np.float32(1 / (2 - 2 * kb)), np.float32(1 / (2 - 2 * kr))
     frame = av.VideoFrame(width, height, pix_fmt)
-    for plane, values in zip(frame.planes, planes, strict=True):
-        _plane_array(plane, np.uint16)[...] = np.clip(values, 0, 1023).astype(np.uint16)
+    planes = [_plane_array(plane, np.uint16) for plane in frame.planes]
+    v420 = pix_fmt == "yuv420p10le"
+    for r0 in range(0, height, _STRIP_ROWS):
+        r1 = min(height, r0 + _STRIP_ROWS)
+        x = rgb[r0:r1].astype(np.float32) * to_unit
+        y = wr * x[..., 0] + wg * x[..., 1] + wb * x[..., 2]
+        cb = (x[..., 2] - y) * cb_gain
+        cr = (x[..., 0] - y) * cr_gain
+        planes[0][r0:r1] = np.clip(np.rint(64 + 876 * y), 0, 1023)
+        for plane, c in zip(planes[1:], (cb, cr), strict=True):
+            padded = np.pad(c, ((0, 0), (1, 1)), mode="edge")
+            c = (padded[:, 0:-2:2] + 2 * padded[:, 1:-1:2] + padded[:, 2::2]) * np.float32(0.25)
+            if v420:
+                c = (c[0::2] + c[1::2]) * np.float32(0.5)
+                plane[r0 // 2:(r1 + 1) // 2] = np.clip(np.rint(512 + 896 * c), 0, 1023)
+            else:
+                plane[r0:r1] = np.clip(np.rint(512 + 896 * c), 0, 1023)
     return frame
 
 

@@ -52,8 +52,16 @@ class MezzanineReader:
         return self._colour
 
     def read(self, start: int, end: int) -> np.ndarray:
-        """Frames [start, end) as (T, H, W, 3) uint8 (8-bit sources) or uint16."""
-        return np.concatenate(list(self.iter_blocks(start, end)))
+        """Frames [start, end) as (T, H, W, 3) uint8 (8-bit sources) or uint16; a video source's decoded
+        straight into one array (no copy of the blocks)."""
+        r = self.record
+        if r.mezzanine == "sequence":
+            return np.concatenate(list(self.iter_blocks(start, end)))
+        out = np.empty((end - start, r.height, r.width, 3), np.uint8 if r.bit_depth == 8 else np.uint16)
+        for a, b, path in self._spans(start, end):
+            read_frames(path, a - (a // r.chunk_frames) * r.chunk_frames, b - a, depth=r.bit_depth,
+                        intra_only=True, out=out[a - start:b - start])
+        return out
 
     def read_float(self, start: int, end: int) -> np.ndarray:
         """Frames [start, end) as (T, H, W, 3) float32 working values, unclamped for log and linear scans."""
@@ -84,19 +92,27 @@ class MezzanineReader:
     def iter_blocks(self, start: int, end: int) -> Iterator[np.ndarray]:
         """Frames [start, end) as consecutive (t, H, W, 3) blocks, one per chunk touched."""
         r = self.record
-        if not 0 <= start < end <= r.frames:
-            raise ValueError(f"frame range [{start}, {end}) outside the title's {r.frames} frames")
         if r.mezzanine == "sequence":
+            self._check_range(start, end)
             colour = self.scan_colour()
             depth = r.bit_depth
             for a, b in self._chunk_ranges(start, end):
                 yield np.stack([colour.working_uint(p, depth) for p in self.sequence_pixels(a, b)])
             return
-        n = r.chunk_frames
-        for index in range(start // n, (end - 1) // n + 1):
-            c0 = index * n
-            a, b = max(start, c0), min(end, c0 + n)
-            yield read_frames(self._chunk_path(index), a - c0, b - a, depth=r.bit_depth, intra_only=True)
+        for a, b, path in self._spans(start, end):
+            yield read_frames(path, a - (a // r.chunk_frames) * r.chunk_frames, b - a, depth=r.bit_depth,
+                              intra_only=True)
+
+    def _check_range(self, start: int, end: int) -> None:
+        if not 0 <= start < end <= self.record.frames:
+            raise ValueError(f"frame range [{start}, {end}) outside the title's {self.record.frames} frames")
+
+    def _spans(self, start: int, end: int) -> Iterator[tuple[int, int, Path]]:
+        """(first frame, end frame, local chunk file) of each chunk of a video source that [start, end)
+        touches."""
+        self._check_range(start, end)
+        for index, (a, b) in enumerate(self._chunk_ranges(start, end), start=start // self.record.chunk_frames):
+            yield a, b, self._chunk_path(index)
 
     def _chunk_ranges(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         n = self.record.chunk_frames

@@ -13,7 +13,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB between two same-shaped float arrays in [0, 1] (inf when equal)."""
     if a.shape != b.shape:
         raise ValueError(f"psnr needs equal shapes, got {a.shape} and {b.shape}")
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    d = np.subtract(a, b, dtype=np.float64)  # the float64 difference, without float64 copies of a and b
+    np.square(d, out=d)
+    mse = float(np.mean(d))
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
@@ -21,7 +23,11 @@ def ssim_luma(a: np.ndarray, b: np.ndarray) -> float:
     """Mean SSIM on BT.709 luma over frames. a, b: (T, H, W, 3) or (H, W, 3) floats in [0, 1]."""
     if a.shape != b.shape:
         raise ValueError(f"ssim needs equal shapes, got {a.shape} and {b.shape}")
-    ya, yb = luma(a), luma(b)
+    return ssim_planes(luma(a), luma(b))
+
+
+def ssim_planes(ya: np.ndarray, yb: np.ndarray) -> float:
+    """`ssim_luma` of luma planes already computed: (T, H, W) or (H, W) floats in [0, 1]."""
     if ya.ndim == 2:
         ya, yb = ya[None], yb[None]
     return float(np.mean([structural_similarity(x, y, data_range=1.0) for x, y in zip(ya, yb, strict=True)]))
@@ -51,7 +57,12 @@ def flicker_from_means(means: np.ndarray, radius: int = 3) -> float:
 
 def sharpness(frames: np.ndarray) -> float:
     """Mean variance of the Laplacian of luma (higher = more fine detail)."""
-    return float(np.mean([cv2.Laplacian(y, cv2.CV_32F).var() for y in luma(frames)]))
+    return sharpness_planes(luma(frames))
+
+
+def sharpness_planes(y: np.ndarray) -> float:
+    """`sharpness` of luma planes already computed: (T, H, W) or (H, W)."""
+    return float(np.mean([cv2.Laplacian(p, cv2.CV_32F).var() for p in (y[None] if y.ndim == 2 else y)]))
 
 
 def mask_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:

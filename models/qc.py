@@ -24,8 +24,8 @@ from models.metrics import (
     flicker_from_means,
     noise_sigma,
     psnr,
-    sharpness,
-    ssim_luma,
+    sharpness_planes,
+    ssim_planes,
     warping_error,
 )
 
@@ -168,9 +168,9 @@ def measure_piece(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], 
     prev: tuple[np.ndarray, np.ndarray] | None = None
     t = a
     for t, (s_u, r_u) in enumerate(zip(source, restored, strict=True), start=a):
-        s = s_u.astype(np.float32) / scale
+        s = np.divide(s_u, scale, dtype=np.float32)  # = s_u.astype(np.float32) / scale, one pass
         repeats.push(s)
-        r_full = r_u.astype(np.float32) / np.float32(65535.0)
+        r_full = np.divide(r_u, np.float32(65535.0), dtype=np.float32)
         r = cv2.resize(r_full, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_AREA) \
             if r_full.shape != s.shape else r_full
         if t == a:  # sizes of the warping-error frames and the contact-sheet tiles
@@ -178,17 +178,18 @@ def measure_piece(source: Iterable[np.ndarray], restored: Iterable[np.ndarray], 
             ww, wh = min(w, WARP_MAX_WIDTH), max(8, round(h * min(w, WARP_MAX_WIDTH) / w))
             sw, sh = sheet_tile_size(w, h, len(sheet_at))
             ends = {e for e in warp_ends if e > a} | ({a + 1} if a in warp_ends and a > 0 else set())
-        out["means_src"].append(float(luma(s).mean()))
-        out["means_res"].append(float(luma(r).mean()))
+        y_s, y_r = luma(s), luma(r)  # each frame's luma once, for every measure below
+        out["means_src"].append(float(y_s.mean()))
+        out["means_res"].append(float(y_r.mean()))
         out["rgb_src"].append([float(v) for v in s.reshape(-1, 3).mean(axis=0)])
         out["rgb_res"].append([float(v) for v in r.reshape(-1, 3).mean(axis=0)])
         out["psnr"].append(float(psnr(r, s)))
         if t % step == 0:
-            out["ssim"].append(float(ssim_luma(r, s)))
-            out["sharp_src"].append(float(sharpness(s[None])))
-            out["sharp_res"].append(float(sharpness(r[None])))
-            out["noise_src"].append(float(noise_sigma(s)))
-            out["noise_res"].append(float(noise_sigma(r)))
+            out["ssim"].append(float(ssim_planes(y_r, y_s)))
+            out["sharp_src"].append(float(sharpness_planes(y_s)))
+            out["sharp_res"].append(float(sharpness_planes(y_r)))
+            out["noise_src"].append(float(noise_sigma(y_s)))
+            out["noise_res"].append(float(noise_sigma(y_r)))
             k = max(1, max(s.shape[:2]) // 160)
             out["colour_change"].append(float(delta_e00(r[::k, ::k], s[::k, ::k]).mean()))
             if grade_lut is not None:  # how far the restored colour is from the source under the grade

@@ -468,6 +468,8 @@ def realesrgan_upscale(frames: np.ndarray, size: tuple[int, int], p: Any,
     if ow < 1 or oh < 1:
         raise ValueError(f"output size must be positive, got {size}")
     m = model if model is not None else load_realesrgan(p.variant, p.device, p.half)
+    if model is None and frames.shape[0] and min(size[0] / frames.shape[2], size[1] / frames.shape[1]) > 1.0:
+        m = m.on_runtime(getattr(p, "runtime", "torch"))  # the network runs: on the chosen runtime
     t_count, h, w = frames.shape[:3]
     factor = min(ow / w, oh / h)
     sigma_out = float(p.anchor_sigma) * factor
@@ -523,6 +525,7 @@ def realesrgan_upscale(frames: np.ndarray, size: tuple[int, int], p: Any,
         fid_de.append(de)
 
     info: dict[str, Any] = {
+        **(m.runtime if factor > 1.0 else {}),
         "model": m.name, "native_scale": m.scale, "passes": int(factor > 1.0), "device": str(m.device),
         "dtype": str(m.dtype).replace("torch.", ""), "tiles": tiles, "anchor_sigma_out_px": round(sigma_out, 3),
         "back_projection": int(p.back_projection) if factor > 1.0 else 0,

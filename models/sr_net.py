@@ -25,7 +25,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,33 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     pad_multiple: int = 1
+    runner: Any = None  # models.sr_runtime.Runner running an export of `module` (None: PyTorch itself)
+    runtime: dict[str, Any] = field(default_factory=lambda: {"runtime": "torch"})  # what runs it, for reports
+
+    def infer(self, tiles: torch.Tensor) -> np.ndarray:
+        """(N, 3, h, w) float tiles in [0, 1] -> (N, 3, h*scale, w*scale) float32 (unclamped)."""
+        if self.runner is not None:
+            return np.asarray(self.runner(tiles.numpy()), np.float32)
+        with torch.inference_mode():
+            return self.module(tiles.to(self.device, self.dtype)).float().cpu().numpy()
+
+    def on_runtime(self, runtime: str) -> LoadedModel:
+        """This model run by `runtime` (auto | torch | openvino | onnxruntime; models.sr_runtime), cached."""
+        key = (id(self.module), runtime, torch.get_num_threads())
+        with _CACHE_LOCK:
+            hit = _RUNTIME_CACHE.get(key)
+            if hit is not None and hit.module is self.module:
+                _RUNTIME_CACHE.move_to_end(key)
+                return hit
+        from models.sr_runtime import runner_for
+
+        runner, info = runner_for(self.module, self.name, runtime, self.device)
+        made = replace(self, runner=runner, runtime=info)
+        with _CACHE_LOCK:
+            _RUNTIME_CACHE[key] = made
+            while len(_RUNTIME_CACHE) > _CACHE_SIZE:
+                _RUNTIME_CACHE.popitem(last=False)
+        return made
 
 
 def _unwrap(sd: Any) -> Any:
@@ -163,6 +190,7 @@ def _via_spandrel(path: Path) -> tuple[nn.Module, int, str, int]:
 
 
 _CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()
+_RUNTIME_CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()  # (module id, runtime, threads) -> model
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 4
 
@@ -321,8 +349,7 @@ def _upscale_one(img: np.ndarray, m: LoadedModel, tile: int, overlap: int, batch
         tiles = torch.cat([x[:, :, y0:y0 + th, x0:x0 + tw] for y0, x0 in chunk])
         if eh or ew:  # architectures that need sides divisible by some number
             tiles = F.pad(tiles, (0, ew, 0, eh), mode="reflect" if eh < th and ew < tw else "replicate")
-        with torch.inference_mode():
-            res = m.module(tiles.to(m.device, m.dtype))[:, :, :th * s, :tw * s].float().cpu().numpy()
+        res = m.infer(tiles)[:, :, :th * s, :tw * s]
         for (y0, x0), r in zip(chunk, res, strict=True):
             wy = _tile_weights(th * s, overlap * s, y0 == 0, y0 + th == hp)
             wx = _tile_weights(tw * s, overlap * s, x0 == 0, x0 + tw == wp)
@@ -401,6 +428,8 @@ def upscale_frames(frames: np.ndarray, scale: float, p: Any) -> tuple[np.ndarray
                             "dtype": str(m.dtype).replace("torch.", ""), "tiles": 0}
     if k == 0:
         return frames, info
+    m = m.on_runtime(getattr(p, "runtime", "torch"))
+    info.update(m.runtime)
     t, h, w = frames.shape[:3]
     tiles = 0
     for i in range(k):

@@ -78,6 +78,9 @@ class UpscaleParams(StageParams):
     tile_overlap: int = Field(16, ge=0, le=256, description="model/realesrgan/diffusion: tile overlap, blended")
     batch: int = Field(4, ge=1, le=64, description="model/realesrgan/diffusion: tiles per forward pass")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    runtime: Literal["auto", "torch", "openvino", "onnxruntime"] = Field(
+        "auto", description="model/realesrgan: what runs the network on a CPU: auto (OpenVINO, else ONNX Runtime, "
+                            "when installed and equal to PyTorch within 1e-4), torch, openvino, onnxruntime")
     half: bool = Field(True, description="half precision on GPU (CPU always runs float32)")
     # method=diffusion
     diffusion_model: str | None = Field(None, description="diffusion: local diffusers model directory")
