@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test test-all test-ui lint typecheck bench bench-defects bench-shots bench-colour bench-ops bench-seeds bench-upscale bench-interpolate bench-diffusion bench-gpu bench-throughput train-sr clean
+.PHONY: setup demo test test-all test-ui lint typecheck bench bench-defects bench-shots bench-colour bench-ops bench-seeds bench-upscale bench-interpolate bench-diffusion bench-gpu bench-throughput bench-scans train-sr clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -66,6 +66,11 @@ bench-diffusion: setup
 # where Reel's time goes at 1080p vs the plain ffmpeg jobs, fixed cost, feature-film estimate (~10-15 min on 2 cores)
 bench-throughput: setup
 	$(PY) -m benchmarks.throughput
+
+# film scans: 2K 10-bit DPX ingest vs a plain OpenImageIO read of the same files (ratio side by side), memory vs
+# frame count, 4K frames (~3 min on 2 cores; ~1.5 GB of temporary files)
+bench-scans: setup
+	$(PY) -m benchmarks.scans
 
 # on a GPU machine: real-size SR and diffusion architectures, 1080p -> 4K throughput
 bench-gpu: setup

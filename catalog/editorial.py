@@ -18,7 +18,7 @@ plugin), so `edl_text` writes CMX 3600 itself; the tests read it back with that 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -90,11 +90,14 @@ def _rt(frames: int, rate: float) -> otio.opentime.RationalTime:
 
 
 def shot_timeline(shots: Any, fps: Fraction | str | int, source_name: str, title: str, version: str = "",
-                  start_timecode: str = DEFAULT_START_TIMECODE, total_frames: int | None = None
-                  ) -> otio.schema.Timeline:
+                  start_timecode: str = DEFAULT_START_TIMECODE, total_frames: int | None = None,
+                  sequence: Mapping[str, Any] | None = None) -> otio.schema.Timeline:
     """One video track, one clip per shot (`shot0003`), each referring to the source file by name with its
     frames as `source_range` (in the source's timecode: `start_timecode` + frame). Metadata under "reel":
-    the title, version and rate on the timeline; shot number, kind and Reel's frame range on each clip."""
+    the title, version and rate on the timeline; shot number, kind and Reel's frame range on each clip.
+    sequence: for an image-sequence source, {"prefix", "suffix", "first", "padding"} (`reel1.`, `.dpx`,
+    86400, 7): the clips then refer to its frames with an ImageSequenceReference (frame numbers as the
+    scanner wrote them)."""
     fps = Fraction(fps)
     rows = _rows(shots)
     rate = float(fps)
@@ -108,7 +111,14 @@ def shot_timeline(shots: Any, fps: Fraction | str | int, source_name: str, title
     track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     available = otio.opentime.TimeRange(_rt(offset, rate), _rt(total, rate))
     for r in rows:
-        ref = otio.schema.ExternalReference(target_url=source_name, available_range=available)
+        ref: otio.core.MediaReference
+        if sequence is not None:
+            ref = otio.schema.ImageSequenceReference(
+                target_url_base="", name_prefix=str(sequence["prefix"]), name_suffix=str(sequence["suffix"]),
+                start_frame=int(sequence["first"]), frame_step=1, rate=rate,
+                frame_zero_padding=int(sequence["padding"]), available_range=available)
+        else:
+            ref = otio.schema.ExternalReference(target_url=source_name, available_range=available)
         clip = otio.schema.Clip(
             name=clip_name(r["shot"]), media_reference=ref,
             source_range=otio.opentime.TimeRange(_rt(offset + r["start_frame"], rate),
@@ -149,3 +159,55 @@ def edl_text(shots: Any, fps: Fraction | str | int, source_name: str, title: str
 def one_line(text: str) -> str:
     """A name for an EDL line: control characters (a line break in a file name) become spaces."""
     return re.sub(r"[\x00-\x1f\x7f]", " ", text)
+
+
+def handoff_timeline(entries: Sequence[Mapping[str, Any]], fps: Fraction | str | int, title: str, version: str = "",
+                     start_timecode: str = DEFAULT_START_TIMECODE) -> otio.schema.Timeline:
+    """The shots handed to an artist as one timeline: a clip per shot (handles included) over its restored image
+    sequence (an OTIO ImageSequenceReference: `folder/<stem>.<frame:07d>.<ext>`, numbered by the film's frame
+    index), laid one after another. Each entry: shot, first_frame, last_frame (exclusive, handles included),
+    start_frame, end_frame (the shot), folder (relative to the timeline's file), stem, ext. Metadata under
+    "reel" on each clip: the shot, its frames and the handles."""
+    fps = Fraction(fps)
+    rate = float(fps)
+    offset = timecode_frames(start_timecode, fps)
+    tl = otio.schema.Timeline(name=f"{title} {version} handoff".strip().replace("  ", " "))
+    tl.metadata["reel"] = {"title": title, "version": version, "fps": str(fps), "start_timecode": start_timecode}
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for e in sorted(entries, key=lambda e: int(e["first_frame"])):
+        first, last = int(e["first_frame"]), int(e["last_frame"])
+        available = otio.opentime.TimeRange(_rt(offset + first, rate), _rt(last - first, rate))
+        ref = otio.schema.ImageSequenceReference(
+            target_url_base=str(e["folder"]).rstrip("/") + "/", name_prefix=f"{e['stem']}.", name_suffix=f".{e['ext']}",
+            start_frame=first, frame_step=1, rate=rate, frame_zero_padding=7, available_range=available)
+        clip = otio.schema.Clip(name=clip_name(int(e["shot"])), media_reference=ref, source_range=available)
+        clip.metadata["reel"] = {"title": title, "version": version, "shot": int(e["shot"]),
+                                 "start_frame": int(e["start_frame"]), "end_frame": int(e["end_frame"]),
+                                 "first_frame": first, "last_frame": last}
+        track.append(clip)
+    tl.tracks.append(track)
+    return tl
+
+
+def handoff_edl(entries: Sequence[Mapping[str, Any]], fps: Fraction | str | int, source_name: str, title: str,
+                version: str = "", start_timecode: str = DEFAULT_START_TIMECODE) -> str:
+    """CMX 3600 pull list of the shots handed to an artist: one cut event per shot with its handles, source
+    in/out in the film's timecode, record side laid one after another from the start timecode; `* FROM CLIP
+    NAME:` the shot, `* HANDLES:` the frames before and after the shot."""
+    fps = Fraction(fps)
+    offset = timecode_frames(start_timecode, fps)
+    reel = reel_name(source_name)
+    head = one_line(f"{title} {version} handoff".strip())[:70]
+    lines = [f"TITLE: {head}", "FCM: NON-DROP FRAME", ""]
+    rec = offset
+    for i, e in enumerate(sorted(entries, key=lambda e: int(e["first_frame"])), start=1):
+        first, last = int(e["first_frame"]), int(e["last_frame"])
+        src_in, src_out = frames_timecode(offset + first, fps), frames_timecode(offset + last, fps)
+        rec_in, rec_out = frames_timecode(rec, fps), frames_timecode(rec + last - first, fps)
+        rec += last - first
+        lines.append(f"{i:03d}  {reel:<8} V     C        {src_in} {src_out} {rec_in} {rec_out}")
+        lines.append(f"* FROM CLIP NAME: {clip_name(int(e['shot']))}")
+        lines.append(f"* FROM CLIP: {one_line(str(e['folder']))}")
+        lines.append(f"* HANDLES: {int(e['start_frame']) - first} BEFORE, {last - int(e['end_frame'])} AFTER")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,20 +1,27 @@
 """Every storage key Reel writes or reads, built in one place (one bucket or one local folder).
 
 ```
-originals/<title>/<sha256>.<ext>                                  the untouched source, write-once
+originals/<title>/<sha256>.<ext>                                  the untouched source, write-once (an image
+                                                                  sequence: its listing, .json)
+originals/<title>/frames/<sha256>.<ext>                           an image sequence's frames, by content
 work/<title>/<source-sha>[-s<stream>]/                            one source's work (`work_prefix`)
     ingest.json                                                   the ingest record (written last)
-    mezzanine/<chunk:05d>.mkv                                     frame-exact chunks
+    mezzanine/<chunk:05d>.mkv                                     frame-exact chunks (.json: frame keys)
     shots-v<detector>.parquet                                     the shot table
     <chain-hash>/shot<shot:04d>-p<part:02d>-<hash>.mkv            a restored piece (segment) ...
     <chain-hash>/shot....json / -qc-v<qc>.npz / -<codec>.mkv|.mov  ... its record, QC pictures, master parts
     <chain-hash>/qc-v<qc>/shot<shot:04d>-<tag>.json|-<name>.png   per-shot QC and pictures
     <chain-hash>/qc-v<qc>/qc.json                                 the title's QC report
+    manual/shot<shot:04d>-<takeback>-p<part:02d>.mkv|.json        an artist's frames taken back: pieces, records
+artist/<title>/<source-sha>[-s<stream>]/                          an artist's work on a source (`artist_prefix`)
+    handoffs/<handoff>.json                                       shots handed to an artist (catalog.handoff)
+    manual/shot<shot:04d>.json                                    the shot's current manual work (written last)
+    manual/shot<shot:04d>-<takeback>.json                         each takeback's record, as written
 grades/learned/<hash>.npy|.json                                   learned grade LUTs (cached by pixels)
 catalogue/checksums/<hash>.json                                   sources' checksums (catalogue status)
 published/<title>/<version>/                                      a published version (`version_prefix`)
     master.mkv, master-prores.mov, qc.json, qc/..., grades/<label>.cube, shots.otio, shots.edl,
-    manifest.json (written last)
+    master-dpx/<stem>.<frame:07d>.dpx (also -tiff, -exr), sound.<ext>, manifest.json (written last)
 ```
 
 Pure string functions: no I/O, no imports from the outer rings. A key changed here changes every stored
@@ -27,6 +34,7 @@ import re
 
 ORIGINALS = "originals"
 WORK = "work"
+ARTIST = "artist"
 PUBLISHED = "published"
 GRADES_LEARNED = "grades/learned"
 CHECKSUMS_PREFIX = "catalogue/checksums"
@@ -39,6 +47,7 @@ REPORT_HTML = "qc/report.html"  # the HTML QC report in a published version
 SHOTS_OTIO = "shots.otio"  # the shot list as an OpenTimelineIO timeline (catalog/editorial.py)
 SHOTS_EDL = "shots.edl"  # the shot list as a CMX 3600 EDL
 MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov", "delivery")}
+SEQUENCE_MASTERS = {"dpx": "dpx", "tiff": "tif", "exr": "exr"}  # masters published as frame sequences: extension
 
 
 # --- originals and a source's work -------------------------------------------------------------------
@@ -46,6 +55,21 @@ MASTER_FILES = {"ffv1": ("master.mkv", "master"), "prores": ("master-prores.mov"
 
 def original_key(title: str, source_sha256: str, ext: str) -> str:
     return f"{ORIGINALS}/{title}/{source_sha256}.{ext}"
+
+
+def original_frames_prefix(title: str) -> str:
+    """Where an image-sequence source's frames are stored (`original_frame_key`)."""
+    return f"{ORIGINALS}/{title}/frames"
+
+
+def original_frame_key(title: str, frame_sha256: str, ext: str) -> str:
+    """One frame of an image-sequence source, addressed by its content (a repeated frame is stored once)."""
+    return f"{original_frames_prefix(title)}/{frame_sha256}.{ext}"
+
+
+def sequence_candidate_key(title: str, digest: str) -> str:
+    """Which listing a sequence with these names and sizes had when last ingested (a hint, checked by hashing)."""
+    return f"{WORK}/{title}/sequences/{digest}.json"
 
 
 def work_prefix(title: str, source_sha256: str, stream: int | None = None) -> str:
@@ -59,6 +83,11 @@ def ingest_record_key(prefix: str) -> str:
 
 def mezzanine_key(prefix: str, chunk: int) -> str:
     return f"{prefix}/mezzanine/{chunk:05d}.mkv"
+
+
+def sequence_chunk_key(prefix: str, chunk: int) -> str:
+    """An image sequence's mezzanine chunk: the JSON list of its frames' original keys."""
+    return f"{prefix}/mezzanine/{chunk:05d}.json"
 
 
 def shots_key(prefix: str, detector_version: str) -> str:
@@ -86,6 +115,51 @@ def piece_qc_key(segment: str, qc_version: str) -> str:
 def master_part_key(segment: str, codec: str) -> str:
     """The piece's frames encoded for one master (every master but FFV1, whose part is the segment)."""
     return f"{segment.removesuffix('.mkv')}-{codec}{'.mov' if codec == 'prores' else '.mkv'}"
+
+
+# --- an artist's work (catalog/handoff.py) ---------------------------------------------------------------
+
+
+def artist_prefix(prefix: str) -> str:
+    """`artist/<title>/<source-sha>[-s<stream>]` for a source's work prefix: the small records of handoffs and
+    takebacks, outside work/ so that one listing of `artist/` finds them for a whole catalogue."""
+    if not prefix.startswith(f"{WORK}/"):
+        raise ValueError(f"not a work prefix: {prefix!r}")
+    return ARTIST + prefix[len(WORK):]
+
+
+def handoffs_prefix(prefix: str) -> str:
+    """Every handoff of a source (a listing prefix, with its slash); `prefix`: the source's work prefix."""
+    return f"{artist_prefix(prefix)}/handoffs/"
+
+
+def handoff_key(prefix: str, handoff: str) -> str:
+    return f"{handoffs_prefix(prefix)}{handoff}.json"
+
+
+def manual_prefix(prefix: str) -> str:
+    """Every takeback record of a source (a listing prefix, with its slash)."""
+    return f"{artist_prefix(prefix)}/manual/"
+
+
+def manual_key(prefix: str, shot: int) -> str:
+    """The shot's current manual work (written last by a takeback: its presence means the work is stored)."""
+    return f"{manual_prefix(prefix)}shot{shot:04d}.json"
+
+
+def is_manual_key(key: str) -> bool:
+    """`artist/<title>/<source>/manual/shotNNNN.json` (a shot's current manual work, not a takeback's record)."""
+    return re.fullmatch(rf"{ARTIST}/[^/]+/[^/]+/manual/shot\d{{4}}\.json", key) is not None
+
+
+def takeback_key(prefix: str, shot: int, takeback: str) -> str:
+    """One takeback's record, kept as it was written (history)."""
+    return f"{manual_prefix(prefix)}shot{shot:04d}-{takeback}.json"
+
+
+def manual_segment_key(prefix: str, shot: int, takeback: str, part: int) -> str:
+    """A piece of a taken-back shot: the artist's frames as a lossless 16-bit segment."""
+    return f"{prefix}/manual/shot{shot:04d}-{takeback}-p{part:02d}.mkv"
 
 
 # --- QC --------------------------------------------------------------------------------------------------
@@ -156,6 +230,16 @@ def published_qc_paths(shot: int) -> dict[str, str]:
 # report of a published version (never masters, originals or anything else).
 QC_SERVED = re.compile(r"(work/[a-z0-9-]+/[0-9a-f]{64}/[0-9a-f]{16}/qc-v\d+/[A-Za-z0-9._-]+\.(png|json)"
                        r"|published/[a-z0-9-]+/v-[0-9a-f]+/(qc/[A-Za-z0-9._/-]+\.(png|html)|qc\.json))")
+
+
+def sequence_master_path(codec: str, stem: str, number: int) -> str:
+    """One frame of a sequence master in a published version (relative to its folder)."""
+    return f"master-{codec}/{stem}.{number:07d}.{SEQUENCE_MASTERS[codec]}"
+
+
+def sound_path(ext: str) -> str:
+    """The separate sound, published untouched beside the sequence masters."""
+    return f"sound.{ext}"
 
 
 def grade_path(label: str) -> str:

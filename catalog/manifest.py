@@ -21,7 +21,9 @@ class OutputRecord(BaseModel):
     sha256: str
     size_bytes: int
     kind: str = Field(description="master, delivery, qc-report, qc-report-html, qc-image, qc-contact-sheet, "
-                                  "grade-lut, shot-list-otio (shots.otio), shot-list-edl (shots.edl, CMX 3600)")
+                                  "grade-lut, shot-list-otio (shots.otio), shot-list-edl (shots.edl, CMX 3600), "
+                                  "master-frame (one frame of a dpx/tiff/exr sequence master), sound (the "
+                                  "separate sound, untouched)")
     codec: str | None = None
 
 
@@ -43,6 +45,11 @@ class SourceRecord(BaseModel):
     truncated: dict[str, Any] | None = Field(None, description="set when a source cut short was accepted "
                                                                "(accept_truncated): frames_missing, "
                                                                "video_seconds_missing, audio_seconds_missing")
+    sequence: dict[str, Any] | None = Field(None, description="an image-sequence source: pattern, frame numbers, "
+                                            "missing numbers, header (bits, transfer, byte order, timecode), "
+                                            "encoding and its OCIO conversion")
+    audio: dict[str, Any] | None = Field(None, description="separate sound: name, sha256, codec, rate, channels, "
+                                         "samples, offset and where it came from, length mismatch")
 
 
 class ShotRecord(BaseModel):
@@ -59,6 +66,12 @@ class ShotRecord(BaseModel):
     harm: dict[str, Any] | None = Field(None, description="the harm guard's findings for this shot: what moved "
                                         "away from the source, the stages dropped for it and why, and whether "
                                         "the fallback cleared it")
+    manual: dict[str, Any] | None = Field(None, description="the shot is an artist's work taken back (reel takeback): "
+                                          "by, at, note, takeback and handoff ids, what it was made over, the format "
+                                          "returned and the sha256 of every returned frame file")
+    manual_replaced: dict[str, Any] | None = Field(None, description="the shot had an artist's work, and this version "
+                                                   "restored it by machine again (a rerun or review named it): the "
+                                                   "manual work it replaced")
 
 
 class Manifest(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from catalog.layout import REPORT_HTML
+from models.interpolate import MAX_RUN, consecutive_runs
 from models.qc import QC_VERSION, qc_verdict, rounded_mean, worst_first
 
 TABLE_COLUMNS = ["shot", "start_frame", "end_frame", "verdict", "ssim_luma", "psnr_vs_source_db", "flicker_source",
@@ -19,9 +20,41 @@ TABLE_COLUMNS = ["shot", "start_frame", "end_frame", "verdict", "ssim_luma", "ps
                  "dust_pixels_filled", "scratch_pixels_filled", "weave_corrected_px_mean", "weave_decision"]
 
 
-def title_report(title: str, source_sha256: str, recipe: Any, shots: list[dict[str, Any]]) -> dict[str, Any]:
+def source_events(sequence: dict[str, Any] | None, audio: dict[str, Any] | None, fps: Any) -> list[dict[str, Any]]:
+    """What the source itself got wrong, for the QC report: frame numbers missing from an image sequence
+    (held from the frame before at ingest; offered to `interpolate`'s `rebuild_frames`, runs of at most
+    3 frames) and separate sound whose length differs from the picture's by more than a frame.
+    `sequence`, `audio`: the ingest record's fields of those names."""
+    events: list[dict[str, Any]] = []
+    missing = (sequence or {}).get("missing") or []
+    if missing:
+        frames = [int(m["frame"]) for m in missing]
+        numbers = [int(m["number"]) for m in missing]
+        rebuildable = [f for r in consecutive_runs(frames) if len(r) <= MAX_RUN for f in r]
+        shown = ", ".join(map(str, numbers[:12])) + (" ..." if len(numbers) > 12 else "")
+        events.append({
+            "kind": "missing-frames", "frames": frames, "numbers": numbers,
+            "detail": f"{len(frames)} frame number(s) missing from the scan ({shown}); the frame before stands in "
+                      "for each",
+            "rebuild": {"stage": "interpolate", "params": {"factor": 1, "rebuild_frames": rebuildable}}
+            if rebuildable else None,
+            "suggest": (f"add {{name: interpolate, params: {{factor: 1, rebuild_frames: {rebuildable}}}}} to the "
+                        "recipe to rebuild them from their neighbours") if rebuildable else
+                       "runs longer than 3 frames cannot be rebuilt: find the missing files"})
+    mismatch = (audio or {}).get("length_mismatch_seconds")
+    if mismatch is not None:
+        frames_off = float(mismatch) * float(fps)
+        events.append({"kind": "sound-length", "seconds": mismatch, "frames": round(frames_off, 2),
+                       "detail": f"the sound ends {abs(mismatch):.3f} s ({abs(frames_off):.1f} frames) "
+                                 f"{'after' if mismatch > 0 else 'before'} the picture"})
+    return events
+
+
+def title_report(title: str, source_sha256: str, recipe: Any, shots: list[dict[str, Any]],
+                 events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The title's QC document from its shots' QC records (re-judged with the recipe's thresholds: whatever
-    the shots came with, the thresholds are the recipe's). `recipe`: catalog.recipe.Recipe."""
+    the shots came with, the thresholds are the recipe's). `recipe`: catalog.recipe.Recipe. `events`: what
+    the source got wrong (`source_events`), listed as they are."""
     shots = sorted(shots, key=lambda r: r["shot"])
     for r in shots:
         r["verdict"], r["reasons"] = qc_verdict(r, recipe.qc)
@@ -44,7 +77,9 @@ def title_report(title: str, source_sha256: str, recipe: Any, shots: list[dict[s
                     "colour_change_de00_max": max(r["colour_change_de00"] for r in shots),
                     "dust_pixels_filled": sum(r["dust_pixels_filled"] for r in shots),
                     "scratch_pixels_filled": sum(r.get("scratch_pixels_filled", 0) for r in shots),
-                    "duplicate_frames": [f for r in shots for f in r.get("duplicate_frames", [])]},
+                    "duplicate_frames": [f for r in shots for f in r.get("duplicate_frames", [])],
+                    "source_events": len(events or [])},
+        "events": list(events or []),
         "shots": shots,
     }
 
@@ -180,6 +215,10 @@ def render_report_html(doc: dict[str, Any]) -> str:
         "<h2>Thresholds</h2>", '<dl class="meta thresholds">',
         *(f"<dt>{esc(k)}</dt><dd>{esc('not checked' if v is None else v)}</dd>" for k, v in thresholds.items()),
         "</dl>",
+        *(["<h2>Source events</h2>", "<ul>",
+            *(f"<li>{esc(e.get('kind'))}: {esc(e.get('detail'))}"
+              + (f" ({esc(e['suggest'])})" if e.get("suggest") else "") + "</li>" for e in doc.get("events") or []),
+            "</ul>"] if doc.get("events") else []),
         "<h2>Shots, worst first</h2>",
         "<p>Metrics compare the restored shot with its source at source resolution (0–1 scales unless "
         "noted); σ is the luma noise estimate; warping error is the temporal instability along the "

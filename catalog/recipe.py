@@ -22,8 +22,9 @@ from catalog.harm import HarmLimits, HarmPolicy
 from models.registry import STAGES, make_stage
 from models.stage import Stage
 
-MasterCodec = Literal["ffv1", "prores"]
+MasterCodec = Literal["ffv1", "prores", "dpx", "tiff", "exr"]
 DEFAULT_MASTERS: tuple[MasterCodec, ...] = ("ffv1", "prores")
+SEQUENCE_MASTER_CODECS = ("dpx", "tiff", "exr")  # published as a frame sequence per version
 GRADE_STAGE = "grade"  # the stage a recipe's grade section (or a .cube) feeds
 
 
@@ -64,11 +65,15 @@ class QCThresholds(BaseModel):
 
 
 class GradeReference(BaseModel):
-    """Frames a colourist graded by hand: the same file names in two folders."""
+    """Frames a colourist graded by hand: the same file names in two folders, or a shot an artist graded and
+    that was taken back (`manual_shot`: its source and returned frames, sampled, are the pairs)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    originals: str = Field(min_length=1, description="folder of original frames (PNG/TIFF, as the grade stage sees them)")
-    graded: str = Field(min_length=1, description="folder of the same frames after grading, same file names")
+    originals: str | None = Field(None, min_length=1,
+                                  description="folder of original frames (PNG/TIFF, as the grade stage sees them)")
+    graded: str | None = Field(None, min_length=1, description="folder of the same frames after grading, same file names")
+    manual_shot: int | None = Field(None, ge=0, description="learn from this shot's manual work (reel takeback): "
+                                                            "sampled (source, artist) frame pairs")
     shots: list[int] | None = Field(None, description="shot numbers this grade is for; omitted: every other shot")
     label: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                               description="name of the grade in the manifest (default grade1, grade2, ...)")
@@ -79,6 +84,15 @@ class GradeReference(BaseModel):
         if v is not None and (not v or any(s < 0 for s in v) or len(set(v)) != len(v)):
             raise ValueError("shots must list distinct shot numbers >= 0")
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GradeReference:
+        folders = self.originals is not None and self.graded is not None
+        if self.manual_shot is not None and (self.originals is not None or self.graded is not None):
+            raise ValueError("a grade reference is either folders (originals, graded) or a manual_shot, not both")
+        if self.manual_shot is None and not folders:
+            raise ValueError("a grade reference needs 'originals' and 'graded' folders, or 'manual_shot'")
+        return self
 
 
 class GradeSection(BaseModel):
@@ -114,6 +128,19 @@ class GradeSection(BaseModel):
         return default
 
 
+class ArtistOptions(BaseModel):
+    """Shots handed to an artist from the review form (`send to artist`). Nothing here changes the chain hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal["dpx", "tiff", "exr"] = Field("dpx", description="frame files of the handoff")
+    bits: int | None = Field(None, description="bits per sample (default 16: lossless for Reel's frames; EXR half)")
+    handles: int = Field(8, ge=0, le=240, description="frames handed off before and after each shot")
+    while_away: Literal["wait", "publish"] = Field(
+        "wait", description="wait: the run waits until the shots are taken back (reel takeback), then asks for a "
+                            "review of them; publish: the run publishes the other shots' work now (the handed-off "
+                            "shots as the machine restored them), and a later restore publishes the artist's")
+
+
 class SourceOptions(BaseModel):
     """How the source is read. No option changes what the stages do (the chain hash)."""
 
@@ -126,7 +153,33 @@ class SourceOptions(BaseModel):
     start_timecode: str = Field("00:00:00:00", pattern=r"^\d{2}:[0-5]\d:[0-5]\d:\d{2}$",
                                 description="the source's timecode at its first frame (HH:MM:SS:FF, non-drop-frame "
                                             "at the rounded rate), for the published shot lists (shots.otio, "
-                                            "shots.edl); a version with another start timecode is another version")
+                                            "shots.edl); a version with another start timecode is another version. "
+                                            "Left at 00:00:00:00, a DPX/EXR sequence's header timecode is used")
+    audio: str | None = Field(None, min_length=1, max_length=4096,
+                              description="separate sound (WAV/BWF) for the picture, e.g. a film scan's: a local "
+                                          "path under the source roots; carried bit-identically into the masters")
+    audio_offset: float | None = Field(None, ge=-86400, le=86400,
+                                       description="seconds the sound starts after the first frame (negative: "
+                                                   "before it); default: from the BWF time reference against the "
+                                                   "picture's start timecode, else 0")
+    fps: str | None = Field(None, pattern=r"^\d{1,5}(/\d{1,5})?$|^\d{1,5}\.\d{1,6}$",
+                            description="frame rate of an image sequence (16, 18, 24, 24000/1001, 23.976): "
+                                        "overrides its headers; needed when they give none")
+    gaps: Literal["hold", "refuse"] = Field(
+        "hold", description="frame numbers missing from an image sequence: hold (the frame before stands in, the "
+                            "sound stays in sync, QC reports them and offers them to interpolate's "
+                            "rebuild_frames) or refuse")
+    encoding: Literal["auto", "log", "display", "linear"] = Field(
+        "auto", description="what an image sequence's code values are: auto (DPX printing density/logarithmic "
+                            "-> log, EXR -> linear, else display), log (Cineon printing density), display "
+                            "(BT.709 R'G'B', used as they are), linear (scene-linear BT.709)")
+    ocio_config: str | None = Field(None, min_length=1, max_length=4096,
+                                    description="OpenColorIO config for log/linear scans (a file, or ocio:// "
+                                                "built-in); default: REEL_OCIO_CONFIG, else Reel's built-in "
+                                                "Cineon conversion (infra/scan_colour.py)")
+    master_encoding: Literal["source", "working"] = Field(
+        "source", description="the archival masters of a log or linear scan: source (the scan's encoding, log "
+                              "stays log) or working (BT.709 R'G'B' as the stages saw it)")
 
 
 class Recipe(BaseModel):
@@ -146,6 +199,7 @@ class Recipe(BaseModel):
         "why); review = mark it for a person; off = no check")
     harm: HarmLimits = Field(default_factory=HarmLimits)
     source: SourceOptions = Field(default_factory=SourceOptions, description="how the source is read")
+    artist: ArtistOptions = Field(default_factory=ArtistOptions, description="handing shots to an artist from review")
 
     @model_validator(mode="after")
     def _grade_needs_stage(self) -> Recipe:
@@ -179,7 +233,8 @@ class Recipe(BaseModel):
                 st["params"]["cube"] = fix(st["params"]["cube"])
         if data.get("grade"):
             for ref in data["grade"]["references"]:
-                ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
+                if ref.get("originals") is not None:  # folders (else the pairs come from a shot's manual work)
+                    ref["originals"], ref["graded"] = fix(ref["originals"]), fix(ref["graded"])
         return Recipe.model_validate(data)
 
     @field_validator("stages", mode="before")

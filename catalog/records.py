@@ -31,8 +31,9 @@ class IngestRecord(BaseModel):
     color: dict[str, Any]
     chunk_frames: int
     chunks: list[str] = Field(description="mezzanine keys; chunk i holds frames [i*chunk_frames, ...)")
-    mezzanine: Literal["ffv1", "copy"] = Field(
-        "ffv1", description="ffv1: chunks encoded losslessly at ingest; copy: the intra-only source's own packets")
+    mezzanine: Literal["ffv1", "copy", "sequence"] = Field(
+        "ffv1", description="ffv1: chunks encoded losslessly at ingest; copy: the intra-only source's own packets; "
+                            "sequence: an image sequence's stored frames (each chunk a JSON list of frame keys)")
     audio_streams: int
     probe: dict[str, Any]
     video_stream: int | None = Field(None, description="container index of the video stream ingested; None: "
@@ -40,6 +41,17 @@ class IngestRecord(BaseModel):
     stream_chosen: bool = Field(False, description="the stream was named (--stream), not the default")
     truncated: dict[str, Any] | None = Field(None, description="what the source lacks, when a source cut short "
                                                                "was accepted (infra.media.Shortfall)")
+    sequence: dict[str, Any] | None = Field(None, description="an image-sequence source: pattern, first and last "
+                                            "frame numbers, missing numbers (gaps, held from the frame before), "
+                                            "the first frame's header, timecode, encoding (infra.pipeline.scans)")
+    audio: dict[str, Any] | None = Field(None, description="separate sound (--audio): name, sha256, key, codec, "
+                                         "rate, channels, samples, offset (seconds, num/den) and where it came "
+                                         "from, length mismatch")
+
+    @property
+    def audio_offset(self) -> Fraction:
+        """Seconds the separate sound starts after the first frame (0 without one)."""
+        return Fraction((self.audio or {}).get("offset", "0"))
 
     def model_post_init(self, _: Any) -> None:
         validate_title_id(self.title)
@@ -81,3 +93,6 @@ class SegmentRecord(BaseModel):
                                        description="wall seconds of the restore: read, chain, segment, "
                                                    "parts, qc, store (what the piece cost, for operators)")
     reused: bool = Field(False, description="true when an identical earlier output was found and kept")
+    encoding: Literal["working", "source"] = Field(
+        "working", description="what the segment holds: working-space R'G'B', or the scan's own code values "
+                               "(a log scan whose archival master keeps log; infra.pipeline.scans)")

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog.titles import Title
 
-State = Literal["published", "stale", "pending", "running", "needs-review", "failed", "error"]
-STATES: tuple[State, ...] = ("published", "stale", "pending", "running", "needs-review", "failed", "error")
+State = Literal["published", "stale", "pending", "running", "needs-review", "with-artist", "failed", "error"]
+STATES: tuple[State, ...] = ("published", "stale", "pending", "running", "needs-review", "with-artist", "failed",
+                             "error")
 WORK_STATES: frozenset[str] = frozenset({"pending", "stale", "failed"})
 
 # Prefect state types (StateType names). CANCELLING counts as active: the run has not stopped yet.
@@ -34,6 +35,8 @@ class PublishedVersion(BaseModel):
     source_sha256: str
     chain_hash: str
     created_utc: str = Field(description="ISO 8601, as the manifest records it")
+    manual: dict[str, str] = Field(default_factory=dict, description="shot -> digest of the artist's frames it "
+                                                                     "publishes (catalog.handoff.frames_digest)")
 
 
 class RunFacts(BaseModel):
@@ -75,6 +78,10 @@ class TitleFacts(BaseModel):
     published: list[PublishedVersion] = Field(default_factory=list)
     published_error: str | None = Field(None, description="the published manifests could not be read")
     latest_run: RunFacts | None = None
+    with_artist: list[int] = Field(default_factory=list, description="shots handed to an artist from the current "
+                                                                     "source and not taken back yet")
+    manual: dict[str, str] = Field(default_factory=dict, description="shot -> digest of the artist's work taken "
+                                                                     "back for the current source (current records)")
 
     @model_validator(mode="after")
     def _one_of_each(self) -> TitleFacts:
@@ -94,7 +101,8 @@ def current_version(facts: TitleFacts) -> PublishedVersion | None:
     if facts.chain_hash is None or facts.source_unseen:
         return None
     matches = [p for p in facts.published if p.chain_hash == facts.chain_hash
-               and (facts.source_sha256 is None or p.source_sha256 == facts.source_sha256)]
+               and (facts.source_sha256 is None or p.source_sha256 == facts.source_sha256)
+               and (facts.source_sha256 is None or p.manual == facts.manual)]
     return max(matches, key=lambda p: p.created_utc, default=None)
 
 
@@ -105,21 +113,29 @@ def latest_published(facts: TitleFacts) -> PublishedVersion | None:
 def derive_state(facts: TitleFacts) -> tuple[State, str]:
     """(state, reason) of one title. The first rule that applies wins:
 
-    1. running       the latest run is SCHEDULED, PENDING, RUNNING or CANCELLING: something is under way,
+    1. with-artist   shots of the current source are handed to an artist and not taken back, and the latest
+                     run is under way or paused (it waits for them);
+    2. running       the latest run is SCHEDULED, PENDING, RUNNING or CANCELLING: something is under way,
                      whatever else is true (its own outcome will settle the rest);
-    2. needs-review  the latest run is PAUSED: it waits for a person;
-    3. error         the source is missing, unreadable or refused, the recipe is invalid, or the
+    3. needs-review  the latest run is PAUSED: it waits for a person;
+    4. error         the source is missing, unreadable or refused, the recipe is invalid, or the
                      published manifests cannot be read: a person must fix the catalogue or the store;
-    4. published     a manifest exists for the current source checksum and recipe chain hash (an older
-                     failed or cancelled run does not matter then);
-    5. failed        the latest run FAILED or CRASHED (and rule 4 did not apply);
-    6. stale         something is published, but only for another source or another recipe;
-    7. pending       nothing is published (a COMPLETED or CANCELLED latest run is mentioned in the reason).
+    5. with-artist   shots are with an artist (no run waits; the sweep does not start one either);
+    6. published     a manifest exists for the current source checksum and recipe chain hash, with the
+                     artist's work taken back for that source (an older failed or cancelled run does not
+                     matter then);
+    7. failed        the latest run FAILED or CRASHED (and rule 6 did not apply);
+    8. stale         something is published, but only for another source or another recipe, or without
+                     an artist's work taken back since;
+    9. pending       nothing is published (a COMPLETED or CANCELLED latest run is mentioned in the reason).
 
     Limitation: the version id also covers the masters list and the digests of learned grades, which
     are not known before a run; a re-graded still or a changed masters list is not seen as stale.
     """
     run = facts.latest_run
+    away = f"shot{'s' if len(facts.with_artist) > 1 else ''} {', '.join(map(str, facts.with_artist))} with an artist"
+    if facts.with_artist and run is not None and run.state_type in ACTIVE_RUN_STATES:
+        return "with-artist", f"{away}; restore run {_run_shown(run)} waits for them"
     if run is not None and run.state_type in IN_FLIGHT_RUN_STATES:
         return "running", f"restore run {_run_shown(run)}"
     if run is not None and run.state_type in PAUSED_RUN_STATES:
@@ -127,6 +143,8 @@ def derive_state(facts: TitleFacts) -> tuple[State, str]:
     problem = _problem(facts)
     if problem is not None:
         return "error", problem
+    if facts.with_artist:
+        return "with-artist", f"{away} (reel takeback, then a restore publishes their work)"
     current = current_version(facts)
     if current is not None:
         unchecked = "; remote source not re-hashed" if facts.source_sha256 is None else ""
@@ -207,6 +225,14 @@ def _what_changed(facts: TitleFacts, version: PublishedVersion) -> str:
         return "a remote source that has changed since (its ETag, size or date differ from every ingest)"
     source = facts.source_sha256 is not None and version.source_sha256 != facts.source_sha256
     recipe = version.chain_hash != facts.chain_hash
+    if not source and not recipe and version.manual != facts.manual:
+        new = sorted((int(s) for s, d in facts.manual.items() if version.manual.get(s) != d))
+        gone = sorted(int(s) for s in version.manual if s not in facts.manual)
+        parts = ([f"without the artist's work on shot{'s' if len(new) > 1 else ''} {', '.join(map(str, new))} "
+                  "taken back since"] if new else []) + (
+            [f"with manual work on shot{'s' if len(gone) > 1 else ''} {', '.join(map(str, gone))} that a rerun "
+             "replaced"] if gone else [])
+        return "the current source and recipe, but " + " and ".join(parts)
     if source and recipe:
         return "another source and another recipe"
     if source:

@@ -5,12 +5,13 @@ One row per title. Columns (lower case, in any order; no others are accepted):
 | column   | required | meaning |
 |----------|----------|---------|
 | id       | yes      | title id (`catalog.ids.validate_title_id`): part of every storage key |
-| source   | yes      | a local path (relative ones are taken from the catalogue file's folder) or s3:// / http(s):// URL |
+| source   | yes      | a local path (relative ones are taken from the catalogue file's folder), an image sequence (a folder or `reel1.%07d.dpx`), or s3:// / http(s):// URL |
 | name     | no       | display name (default: the id) |
 | year     | no       | release year, 1880..2100 |
 | recipe   | no       | a built-in recipe name or a .yaml/.toml recipe file (default "default") |
 | priority | no       | integer, higher is restored first (default 0) |
 | notes    | no       | free text for people (a grade is part of the recipe, not a column) |
+| audio    | no       | separate sound (WAV/BWF) for a film scan's picture (relative: from the catalogue's folder) |
 
 Parsing only: reading the file is `infra.catalogue_io`'s job (this ring does no I/O).
 An empty cell means "not given" (the default applies).
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from catalog.ids import validate_title_id
 from catalog.recipe import BUILTIN_RECIPES
 
-COLUMNS = ("id", "name", "year", "source", "recipe", "priority", "notes")
+COLUMNS = ("id", "name", "year", "source", "recipe", "priority", "notes", "audio")
 REQUIRED_COLUMNS = ("id", "source")
 RECIPE_FILE_SUFFIXES = (".yaml", ".yml", ".toml")
 MAX_PROBLEMS_SHOWN = 20
@@ -57,6 +58,8 @@ class Title(BaseModel):
                         description="built-in recipe name or .yaml/.toml recipe file")
     priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="higher is restored first")
     notes: str | None = Field(None, max_length=2000, description="free text")
+    audio: str | None = Field(None, min_length=1, max_length=4096,
+                              description="separate sound (WAV/BWF) for the picture: a local path")
 
     @field_validator("id")
     @classmethod
@@ -72,6 +75,11 @@ class Title(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         return _plain_text(value, "name")
+
+    @field_validator("audio")
+    @classmethod
+    def _audio(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_text(value, "audio")
 
     @field_validator("recipe")
     @classmethod

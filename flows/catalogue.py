@@ -33,6 +33,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
 from catalog import layout
+from catalog.handoff import HandoffRecord, ManualRecord, open_shots
 from catalog.recipe import MAX_RECIPE_BYTES
 from catalog.status import (
     ACTIVE_RUN_STATES,
@@ -90,9 +91,34 @@ def gather_facts(settings: Settings, store: Store | None = None) -> list[tuple[T
     runs = latest_runs([t.id for t in titles])
     published = published_facts_all(store, [t.id for t in titles])  # one listing, not one per title
     source_of = functools.cache(lambda source: source_facts(source, settings, checksums))
-    return [(t, TitleFacts(title=t.id, **source_of(t.source), **recipe_of(t.recipe),
-                           **published[t.id], latest_run=runs.get(t.id)))
-            for t in titles]
+    artist_keys = artist_listing(store)  # one listing of artist/ too
+    out = []
+    for t in titles:
+        source = source_of(t.source)
+        artist = artist_facts(store, artist_keys.get((t.id, source.get("source_sha256", "")), []))
+        out.append((t, TitleFacts(title=t.id, **source, **recipe_of(t.recipe), **published[t.id],
+                                  latest_run=runs.get(t.id), **artist)))
+    return out
+
+
+def artist_listing(store: Store) -> dict[tuple[str, str], list[str]]:
+    """The keys under `artist/` by (title, source sha256): handoffs and takebacks (the default video stream's)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for k in store.list(f"{layout.ARTIST}/"):
+        parts = k.split("/")
+        if len(parts) >= 4:
+            found.setdefault((parts[1], parts[2]), []).append(k)
+    return found
+
+
+def artist_facts(store: Store, keys: list[str]) -> dict[str, Any]:
+    """{"with_artist": shots handed off and not taken back, "manual": {shot: digest} of current takebacks}."""
+    if not keys:
+        return {}
+    handoffs = [HandoffRecord.model_validate_json(store.get_bytes(k)) for k in keys if "/handoffs/" in k]
+    manual = [ManualRecord.model_validate_json(store.get_bytes(k)) for k in keys if layout.is_manual_key(k)]
+    return {"with_artist": sorted(open_shots(handoffs, manual)),
+            "manual": {str(m.shot): m.digest for m in manual if m.status == "current"}}
 
 
 def catalogue_status(settings: Settings) -> pd.DataFrame:
@@ -125,6 +151,15 @@ def source_facts(source: str, settings: Settings, checksums: SourceChecksums) ->
         spec = check_source(source, settings)
     except SourceError as e:
         return {"source_error": str(e)}
+    if spec.kind == "sequence":  # a film scan: the sha256 of its listing, from each frame's (cached) checksum
+        from infra.pipeline.scans import sequence_sha256
+
+        try:
+            return {"source_sha256": sequence_sha256(source, settings, checksums.sha256)}
+        except StorageError:
+            raise
+        except (OSError, ValueError) as e:
+            return {"source_error": f"source {spec.shown}: {e}"}
     if spec.kind != "local" or spec.path is None:
         return _remote_source_facts(spec, settings, checksums)
     try:
@@ -194,7 +229,8 @@ def _published_from(store: Store, title_id: str, keys: list[str]) -> dict[str, A
 
 def _published_version(manifest: dict[str, Any]) -> PublishedVersion:
     return PublishedVersion(version=manifest["version"], source_sha256=manifest["source"]["sha256"],
-                            chain_hash=manifest["recipe"]["chain_hash"], created_utc=manifest["created_utc"])
+                            chain_hash=manifest["recipe"]["chain_hash"], created_utc=manifest["created_utc"],
+                            manual={str(s["shot"]): s["manual"]["digest"] for s in manifest["shots"] if s.get("manual")})
 
 
 # runs read per title: enough to count failures in a row up to the retry policy's give-up point
@@ -335,9 +371,16 @@ def start_restore(title: Title, deployment: str = RESTORE_DEPLOYMENT) -> str:
     """
     from prefect.deployments import run_deployment
 
+    recipe: Any = title.recipe
+    if title.audio:  # a film scan's separate sound travels in the recipe's source section
+        from flows.recipes import resolve_recipe
+
+        rec = resolve_recipe(title.recipe)
+        recipe = rec.model_copy(update={"source": rec.source.model_copy(update={"audio": title.audio})}
+                                ).model_dump(mode="json")
     run = run_deployment(name=deployment, timeout=0, as_subflow=False, tags=[SWEEP_TAG],
                          flow_run_name=restore_run_name(title.id),
-                         parameters={"source": title.source, "title": title.id, "recipe": title.recipe})
+                         parameters={"source": title.source, "title": title.id, "recipe": recipe})
     return str(cast(FlowRun, run).id)  # called synchronously: the run, not a coroutine
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from catalog import layout
+from flows.artist import add_artist_parsers
 from flows.catalogue_cli import add_catalogue_parser
 
 EXIT_ERROR = 1
@@ -210,27 +211,40 @@ def _progress(items: Any, total: int, label: str) -> Any:
 
 # --- restore / demo ----------------------------------------------------------------------------
 def restore_to_dir(source: Path | str, title: str | None, recipe: Any, out_dir: Path,
-                   accept_truncated: bool = False, stream: int | None = None, **params: Any) -> dict[str, Any]:
+                   accept_truncated: bool = False, stream: int | None = None, audio: str | None = None,
+                   audio_offset: float | None = None, fps: str | None = None, **params: Any) -> dict[str, Any]:
     """Run restore-title and copy the published version into out_dir; return paths and the manifest.
-    accept_truncated / stream: the recipe's source options, set from the command line."""
+    accept_truncated / stream / audio / audio_offset / fps: the recipe's source options, set from the
+    command line."""
     from catalog.ids import slugify, validate_title_id
     from flows.recipes import resolve_recipe
     from flows.restore_title import run_restore
     from infra.runtime import process_runtime
+    from infra.sequence import is_sequence_source
 
     remote = isinstance(source, str) and "://" in source
+    scan = not remote and is_sequence_source(source)
     name = Path(str(source).split("?")[0].rstrip("/")).stem if remote else Path(source).stem
+    if scan:  # SCANS/ -> scans; SCANS/reel1.%07d.dpx -> reel1
+        text = str(source).rstrip("/")
+        name = Path(text).name if Path(text).is_dir() else re.split(r"[._ -]*(%0?\d*d|#+)", Path(text).name)[0] \
+            or Path(text).parent.name
     title = validate_title_id(title) if title is not None else slugify(name)
     rt = process_runtime()  # the settings and the store of this command, read and opened once
     rec = resolve_recipe(recipe, rt.settings.recipe_max_bytes)  # fail on a bad recipe before starting anything
-    if accept_truncated or stream is not None:
-        options = rec.source.model_copy(update={k: v for k, v in (("accept_truncated", accept_truncated or None),
-                                                                  ("stream", stream)) if v is not None})
+    given = {"accept_truncated": accept_truncated or None, "stream": stream, "fps": fps,
+             "audio": str(Path(audio).resolve()) if audio else None, "audio_offset": audio_offset}
+    if any(v is not None for v in given.values()):
+        options = rec.source.model_validate({**rec.source.model_dump(),
+                                             **{k: v for k, v in given.items() if v is not None}})
         rec = rec.model_copy(update={"source": options})
     from infra.progress import watching
 
     with watching():  # frames done, fps and time left: a bar on a terminal, plain lines otherwise
-        summary = run_restore(str(source) if remote else str(Path(source).resolve()), title, rec, **params)
+        local = str(Path(source).resolve())
+        if scan and not Path(source).is_dir():  # a pattern: its folder made absolute, the name kept
+            local = str(Path(source).parent.resolve() / Path(source).name)
+        summary = run_restore(str(source) if remote else local, title, rec, **params)
     manifest = summary["manifest"]
     store = rt.store
     prefix = layout.version_prefix(title, manifest["version"])
@@ -260,11 +274,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     if args.title is not None:  # a hostile title is refused before the source is even looked at
         validate_title_id(args.title)
-    # s3:// and allow-listed http(s) sources are checked and fetched by the sources policy at ingest
-    source: str | Path = args.source if "://" in args.source else _existing(args.source)
+    from infra.sequence import is_sequence_source
+
+    # s3:// and allow-listed http(s) sources are checked and fetched by the sources policy at ingest; an
+    # image sequence (a folder or a pattern such as SCANS/reel1.%07d.dpx) is listed by it
+    remote_or_scan = "://" in args.source or is_sequence_source(args.source)
+    source: str | Path = args.source if remote_or_scan else _existing(args.source)
+    if args.audio is not None:
+        _existing(args.audio)
     out = Path(args.out) if args.out else Path("reel-out")
     _print_published(restore_to_dir(source, args.title, args.recipe, out, accept_truncated=args.accept_truncated,
-                                    stream=args.stream))
+                                    stream=args.stream, audio=args.audio, audio_offset=args.audio_offset,
+                                    fps=args.fps))
     return 0
 
 
@@ -291,6 +312,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     source, recipe, origin = rerun_target(args.title, rt.settings, rt.store) if not (args.source and args.recipe) else (
         args.source, args.recipe, "command line")
     source, recipe = args.source or source, args.recipe or recipe
+    if not source:
+        raise ValueError(f"{args.title} was restored from an image sequence, which the store keeps frame by frame: "
+                         "give its folder or pattern with --source")
     params = rerun_parameters(args.title, source, recipe, shots, args.set, args.from_step)
     if args.deployment:
         print(f"started flow run {start_deployment_run(params)} (source and recipe from {origin})")
@@ -413,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the manifest records the frames and sound missing")
     p.add_argument("--stream", type=int, metavar="N",
                    help="container index of the video stream to restore (default: the first video stream)")
+    p.add_argument("--audio", metavar="WAV", help="separate sound (WAV/BWF) for the picture, e.g. a film scan's; "
+                                                  "carried bit-identically into the masters")
+    p.add_argument("--audio-offset", type=float, metavar="SECONDS",
+                   help="seconds the sound starts after the first frame (negative: before); default: from the "
+                        "BWF time reference against the picture's start timecode, else 0")
+    p.add_argument("--fps", help="frame rate of an image sequence (16, 18, 24, 24000/1001): overrides its headers")
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="synthesise a degraded film and restore it end to end")
@@ -444,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     add_catalogue_parser(sub)
+    add_artist_parsers(sub)
 
     p = sub.add_parser("verify", help="fixity audit: re-hash a published title (or a copied version folder) "
                                       "against its manifest")

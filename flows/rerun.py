@@ -22,7 +22,9 @@ RESTORE_DEPLOYMENT = "restore-title/reel"
 
 
 def rerun_target(title: str, settings: Settings, store: Store) -> tuple[str, str | Recipe, str]:
-    """(source, recipe, where it came from) for a title: its catalogue entry, else its newest manifest."""
+    """(source, recipe, where it came from) for a title: its catalogue entry, else its newest manifest. The
+    source is "" for a title restored from an image sequence that the catalogue does not list: give its
+    folder (`--source`)."""
     title = validate_title_id(title)
     if Path(settings.catalogue).is_file():
         for t in read_catalogue(settings.catalogue, settings.catalogue_max_bytes, settings.catalogue_max_rows):
@@ -34,6 +36,8 @@ def rerun_target(title: str, settings: Settings, store: Store) -> tuple[str, str
                          "give --source and --recipe")
     newest = max((json.loads(store.get_bytes(k)) for k in manifests), key=lambda m: m["created_utc"])
     recipe = Recipe.model_validate({k: v for k, v in newest["recipe"].items() if k not in ("chain_hash", "grades")})
+    if newest["source"].get("sequence"):  # the store keeps a scan's frames, not the folder they came from
+        return "", recipe, f"published {newest['version']}"
     return stored_original(settings, newest["source"]["key"]), recipe, f"published {newest['version']}"
 
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
 import pandas as pd
 from prefect import flow
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
 from catalog.bindings import ShotBindings
 from catalog.grades import TitleGrade
+from catalog.handoff import HandoffRecord, ManualRecord, folder_name
 from catalog.harm import harm_findings, offending_stages
 from catalog.ids import validate_title_id
 from catalog.recipe import Recipe, format_overrides
@@ -38,6 +40,7 @@ from infra.progress import describe
 from infra.runtime import check_worker_store, process_runtime
 from infra.settings import Settings
 from infra.sources import check_source
+from tasks.artist import hand_off, manual_pieces, manual_work, retire_manual_work
 from tasks.colour import analyse_shot, learn_grades
 from tasks.ingest import ingest
 from tasks.publish import find_published, publish
@@ -80,9 +83,10 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
         check_worker_store(rt.store.url)
 
     record = ingest(source, title, force=plan.forces("ingest"), accept_truncated=rec.source.accept_truncated,
-                    stream=rec.source.stream)
-    grades = learn_grades(rec)
-    if plan.is_plain and (done := find_published(record, rec, AUTO_REVIEW, grades)) is not None:
+                    stream=rec.source.stream, options=rec.source)
+    grades = learn_grades(rec, record)
+    artist = ArtistWork(manual_work(record), plan.redo_shots)  # shots taken back from an artist
+    if plan.is_plain and (done := find_published(record, rec, AUTO_REVIEW, grades, artist.doc())) is not None:
         print(f"{title}: already published as {done['version']}")
         return {"manifest": done, "shots": len(done["shots"]), "pieces_restored": 0,
                 "pieces_reused": sum(len(s["segments"]) for s in done["shots"]), "review": done["review"]}
@@ -92,23 +96,41 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
     plan.check(rec, shot_ids)
     print(f"{title}: {record.frames} frames, {len(shots)} shots")
     bound = bind_shots(record, rec, shots, grades)
+    artist.fit(shots)
+    machine = [s for s in shot_ids if s not in artist.kept]  # an artist's work is never restored over by machine
 
-    per_shot = plan.shot_overrides(shot_ids)
-    forced = set(shot_ids) if plan.forces("restore") else set(plan.redo_shots)
-    results = restore_shots(record, rec, shots, bound, per_shot, shot_ids, forced, settings,
+    per_shot = plan.shot_overrides(machine)
+    forced = (set(shot_ids) if plan.forces("restore") else set(plan.redo_shots)) - set(artist.kept)
+    results = restore_shots(record, rec, shots, bound, per_shot, machine, forced, settings,
                             force_qc=plan.forces("qc"))
     results = guard_harm(record, rec, shots, bound, per_shot, results, settings)
+    results.update(take_in(record, rec, shots, artist.kept, force_qc=plan.forces("qc")))
     report = qc_report(record, rec, [qc for _, qc in results.values()])
 
     rounds: list[dict[str, Any]] = []
-    while review_gate and needs_review(rec, report):
+    came_back = False  # an artist's work came back during this run: a person looks at it before it is published
+    while review_gate and (needs_review(rec, report) or came_back):
+        came_back = False
         decision, asked, at = ask_for_review(title, rec, report, len(rounds) + 1, shot_ids, settings.review_timeout_s,
-                                             settings.review_poll_s, rounds)
+                                             settings.review_poll_s, rounds, artist.describe())
         rounds.append({"round": len(rounds) + 1, "at": at, "by": decision.reviewer, "decision": decision.decision,
                        "redo_shots": decision.redo_shots, "overrides": decision.overrides, "note": decision.note,
                        "shots_below_threshold": report["summary"]["review"]})
         if decision.decision == "approve":
             break
+        if decision.decision == "send to artist":
+            rounds[-1]["artist_shots"] = decision.artist_shots
+            handoff = send_to_artist(record, rec, shots, results, decision.artist_shots, settings)
+            rounds[-1]["handoff"] = {"id": handoff.handoff, "folder": handoff.folder, "while_away": rec.artist.while_away}
+            if rec.artist.while_away == "publish":  # the other shots' work now; the artist's in a later version
+                break
+            back = wait_for_artist(record, handoff, settings)
+            artist.take(back)
+            results.update(take_in(record, rec, shots, back))
+            report = qc_report(record, rec, [qc for _, qc in results.values()])
+            came_back = True
+            continue
+        artist.machine_again(asked.redo_shots)
         per_shot = merge_overrides(per_shot, asked.shot_overrides(shot_ids))
         results.update(guard_harm(record, rec, shots, bound, per_shot,
                                   restore_shots(record, rec, shots, bound, per_shot, asked.redo_shots,
@@ -117,12 +139,117 @@ def restore_title(source: str, title: str, recipe: str | Recipe = "default", rev
 
     review = review_record(rounds, report, per_shot, plan)
     segments = [seg for segs, _ in results.values() for seg in segs]
-    manifest = publish(record, rec, shots, segments, report, review, grades)
+    manifest = publish(record, rec, shots, segments, report, review, grades, artist.doc())
+    if artist.replaced:  # published: from now on the machine's restoration of these shots is the current one
+        retire_manual_work(record, sorted(artist.replaced), {"at": manifest["created_utc"], "version": manifest["version"],
+                                                             "run": _run_id()})
     reused = sum(s.reused for s in segments)
     print(f"{title}: published {manifest['version']}; {len(segments) - reused} pieces restored, {reused} reused; "
           f"review: {review['decision']} by {review['by']}")
     return {"manifest": manifest, "shots": len(shots), "pieces_restored": len(segments) - reused,
             "pieces_reused": reused, "review": manifest["review"]}
+
+
+class ArtistWork:
+    """The shots of this run that are an artist's work (taken back), and those whose manual work the machine
+    replaces (named for a redo by the rerun or a review)."""
+
+    def __init__(self, manual: dict[int, ManualRecord], redo_shots: list[int]) -> None:
+        self.kept = {s: m for s, m in manual.items() if s not in redo_shots}
+        self.replaced = {s: m for s, m in manual.items() if s in redo_shots}
+        self.sent: dict[int, str] = {}  # shots sent to an artist in this run -> handoff folder
+
+    def fit(self, shots: pd.DataFrame) -> None:
+        """Keep only manual work whose frames are the shot's frames in this shot table."""
+        rows = {int(r.shot): (int(r.start_frame), int(r.end_frame)) for r in shots.itertuples(index=False)}
+        for shot, m in list(self.kept.items()):
+            if rows.get(shot) != (m.start_frame, m.end_frame):
+                print(f"{m.title}: the manual work of shot {shot} (frames {m.start_frame}-{m.end_frame - 1}) does not "
+                      "match this shot table; the shot is restored by machine")
+                del self.kept[shot]
+
+    def take(self, back: dict[int, ManualRecord]) -> None:
+        for shot, m in back.items():
+            self.kept[shot] = m
+            self.replaced.pop(shot, None)
+
+    def machine_again(self, shots: list[int]) -> None:
+        for shot in shots:
+            if shot in self.kept:
+                self.replaced[shot] = self.kept.pop(shot)
+
+    def doc(self) -> dict[str, Any]:
+        """What publish and the version id take: {"used": {shot: doc}, "replaced": {shot: doc}}."""
+        return {"used": {s: m.manifest_doc() for s, m in sorted(self.kept.items())},
+                "replaced": {s: m.manifest_doc() for s, m in sorted(self.replaced.items())}}
+
+    def describe(self) -> list[str]:
+        """Lines for the review form: the shots that are an artist's work."""
+        return [f"shot {s} is {m.by}'s work (taken back {m.at}{': ' + m.note if m.note else ''})"
+                for s, m in sorted(self.kept.items())]
+
+
+def take_in(record: IngestRecord, rec: Recipe, shots: pd.DataFrame, manual: dict[int, ManualRecord],
+            force_qc: bool = False) -> dict[int, tuple[list[Any], dict[str, Any]]]:
+    """The artist's shots as results: their stored pieces (with every master's parts) and QC measured like
+    any other shot's."""
+    out: dict[int, tuple[list[Any], dict[str, Any]]] = {}
+    for shot, m in sorted(manual.items()):
+        segs = manual_pieces(record, m, rec.masters)
+        out[shot] = (segs, qc_shot(record, rec, shot, m.start_frame, m.end_frame, segs, force=force_qc))
+    return out
+
+
+def send_to_artist(record: IngestRecord, rec: Recipe, shots: pd.DataFrame,
+                   results: dict[int, tuple[list[Any], dict[str, Any]]], which: list[int], settings: Settings
+                   ) -> HandoffRecord:
+    """Hand `which` to an artist from this run's restored pieces (into REEL_HANDOFF_DIR/<title>/<run>/) and say
+    where, in the log and as a Prefect markdown artifact."""
+    segments = [seg for segs, _ in results.values() for seg in segs]
+    rows = [{"shot": int(r.shot), "start_frame": int(r.start_frame), "end_frame": int(r.end_frame)}
+            for r in shots.itertuples(index=False)]
+    recipe_doc = {"name": rec.name, "chain_hash": rec.chain_hash(), "stages": rec.chain(), "masters": rec.masters}
+    run = _run_id()
+    out = Path(settings.handoff_dir).resolve() / record.title / (run or time.strftime("%Y%m%dT%H%M%S"))
+    handoff = hand_off(record, recipe_doc, rows, segments, which, str(out), rec.artist.model_dump(), run,
+                       rec.source.start_timecode)
+    lines = [f"# {record.title}: shots {', '.join(map(str, which))} with an artist", "",
+             f"Handoff `{handoff.handoff}`: {handoff.format['bits']}-bit {handoff.format['kind'].upper()}, "
+             f"{handoff.handles} handles, in `{out}`.", "",
+             "When the artist's frames are back (in each shot folder's `restored/`), take each shot back:", ""]
+    lines += [f"    reel takeback {record.title} --shot {s} {out / folder_name(record.title, s)} --by NAME" for s in which]
+    lines += ["", "This run waits for them, then asks for a review." if rec.artist.while_away == "wait" else
+              "This run publishes the other shots' work now; the next restore of the title publishes the artist's."]
+    create_markdown_artifact(key=f"artist-{record.title}", markdown="\n".join(lines),
+                             description=f"shots with an artist: {which}")
+    print(f"{record.title}: shots {which} handed to an artist in {out} (handoff {handoff.handoff})")
+    return handoff
+
+
+class ArtistTimeout(RuntimeError):
+    """The shots sent to an artist did not come back in time: the run fails, nothing is published."""
+
+
+def wait_for_artist(record: IngestRecord, handoff: HandoffRecord, settings: Settings) -> dict[int, ManualRecord]:
+    """Wait (polling the store every REEL_REVIEW_POLL_S) until every shot of the handoff is taken back; at most
+    REEL_REVIEW_TIMEOUT_S. Returns {shot: its manual work}."""
+    deadline = time.monotonic() + settings.review_timeout_s
+    while True:
+        current = manual_work.fn(record)  # a plain call: one check every few seconds needs no task run each
+        back = {s: m for s, m in current.items() if s in handoff.shots and m.handoff == handoff.handoff}
+        if len(back) == len(handoff.shots):
+            print(f"{record.title}: shots {handoff.shots} are back from the artist")
+            return back
+        if time.monotonic() > deadline:
+            raise ArtistTimeout(f"{record.title}: shots {handoff.shots} were not taken back within "
+                                f"{settings.review_timeout_s} s; nothing was published. The handoff stays open: "
+                                "take them back, then restore the title again.")
+        time.sleep(settings.review_poll_s)
+
+
+def _run_id() -> str | None:
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else None
 
 
 def detect_shots(record: IngestRecord, force: bool = False) -> pd.DataFrame:

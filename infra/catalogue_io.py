@@ -124,6 +124,8 @@ def anchor_title(title: Title, base: Path) -> Title:
         update["source"] = str(base / title.source)
     if title.recipe not in BUILTIN_RECIPES and not Path(title.recipe).is_absolute():
         update["recipe"] = str(base / title.recipe)
+    if title.audio and not _SCHEME.match(title.audio) and not Path(title.audio).is_absolute():
+        update["audio"] = str(base / title.audio)
     return title.model_copy(update=update) if update else title
 
 

@@ -111,6 +111,7 @@ ACCEPTED_FORMATS = (
     "nut",
     "ivf",           # VP8/VP9/AV1
     "yuv4mpegpipe",  # .y4m
+    "wav",           # WAV / Broadcast WAV / RF64: separate sound for a film scan (no video: refused as a source)
 )
 _INPUT_OPTIONS = {
     "protocol_whitelist": "file",
@@ -1326,7 +1327,8 @@ class _FlacWriter:
 
 
 def encode_master(frames: Iterable[np.ndarray], out_path: str | os.PathLike, *, width: int, height: int,
-                  fps: Fraction, codec: str, audio_source: str | os.PathLike | None = None) -> int:
+                  fps: Fraction, codec: str, audio_source: str | os.PathLike | None = None,
+                  audio_offset: Fraction = Fraction(0)) -> int:
     """Encode a delivery/archival master from (H, W, 3) uint16 full-range RGB frames.
 
     codec "ffv1":   Matroska, FFV1 gbrp16le (lossless).
@@ -1341,6 +1343,8 @@ def encode_master(frames: Iterable[np.ndarray], out_path: str | os.PathLike, *, 
     Matroska always gets a bit-identical copy. Returns the frame count. On any
     failure `out_path` is deleted; FFmpeg and file errors become MediaError,
     bad frames ValueError, and errors from the `frames` iterable pass through.
+    audio_offset: seconds the sound starts after the first frame (a separate WAV placed by its BWF
+    time reference or a setting; see `_CopyRoute`).
     """
     if codec not in _MASTER_CODECS:
         raise ValueError(f"codec must be one of {sorted(_MASTER_CODECS)}, got {codec!r}")
@@ -1358,7 +1362,7 @@ def encode_master(frames: Iterable[np.ndarray], out_path: str | os.PathLike, *, 
         video = _add_video_stream(container, spec, width + pad_w, height + pad_h, fps, tags)
         audio = None
         if audio_source is not None:
-            audio = cleanup.enter_context(contextlib.closing(_AudioCarrier(audio_source, container)))
+            audio = cleanup.enter_context(contextlib.closing(_AudioCarrier(audio_source, container, audio_offset)))
         count = 0
         for frame in frames:
             _check_frame(frame, height, width, np.uint16, f"frame {count}")
@@ -1384,7 +1388,7 @@ def master_part_codec(codec: str) -> bool:
 
 
 def join_master(parts: Iterable[str | os.PathLike], out_path: str | os.PathLike, *, fps: Fraction, codec: str,
-                audio_source: str | os.PathLike | None = None) -> int:
+                audio_source: str | os.PathLike | None = None, audio_offset: Fraction = Fraction(0)) -> int:
     """Join master parts into one master by copying their packets: no decoding, no re-encoding.
 
     Each part is a run of consecutive frames encoded with `encode_master(..., codec=codec)` (or, for
@@ -1426,7 +1430,8 @@ def join_master(parts: Iterable[str | os.PathLike], out_path: str | os.PathLike,
                     video = _add_copied_video(container, stream, fps)
                     tags.apply(video.codec_context)
                     if audio_source is not None:
-                        audio = cleanup.enter_context(contextlib.closing(_AudioCarrier(audio_source, container)))
+                        audio = cleanup.enter_context(contextlib.closing(
+                            _AudioCarrier(audio_source, container, audio_offset)))
                 elif header != first:
                     raise MediaError(f"{str(part)!r} was encoded differently from {str(parts[0])!r} "
                                      f"({header[:4]} vs {first[:4]}): the parts cannot be joined")
@@ -1532,13 +1537,19 @@ def _can_copy(container_format: str, stream: av.audio.stream.AudioStream) -> boo
 class _AudioCarrier:
     """Moves every audio stream of a source file into an output container, interleaved with video."""
 
-    def __init__(self, source: str | os.PathLike, output: av.container.OutputContainer):
+    def __init__(self, source: str | os.PathLike, output: av.container.OutputContainer, offset: Fraction = Fraction(0)):
+        """offset: seconds the sound starts after the first video frame (negative: before it; the sound
+        before the first frame is then cut, sample-exactly for PCM, whole packets otherwise)."""
         self._source = _open_input(source, str(source))
         self._routes: dict[int, _CopyRoute | _PcmRoute] = {}
+        self._offset = Fraction(offset)
         try:
             for stream in self._source.streams.audio:
                 if _can_copy(output.format.name, stream):
-                    self._routes[stream.index] = _CopyRoute(output, stream)
+                    self._routes[stream.index] = _CopyRoute(output, stream, self._offset)
+                elif self._offset:
+                    raise MediaError(f"cannot place audio stream {stream.index} ({stream.codec_context.name}) of "
+                                     f"{str(source)!r} at an offset in {output.format.name}: only copied sound can be")
                 elif output.format.name == "matroska":
                     raise MediaError(f"cannot copy audio stream {stream.index} ({stream.codec_context.name})"
                                      f" of {str(source)!r} into Matroska")
@@ -1554,7 +1565,8 @@ class _AudioCarrier:
         """Mux source packets that start before `seconds` (all remaining when None)."""
         while self._pending is not None:
             packet = self._pending
-            if seconds is not None and packet.pts is not None and packet.pts * packet.time_base >= seconds:
+            if seconds is not None and packet.pts is not None and \
+                    packet.pts * packet.time_base + self._offset >= seconds:
                 return
             self._routes[packet.stream.index].handle(packet)
             self._pending = next(self._packets, None)
@@ -1566,17 +1578,58 @@ class _AudioCarrier:
         self._source.close()
 
 
-class _CopyRoute:
-    """Packets go out unchanged (PyAV rebases pts/dts from the source stream's time base)."""
+def pcm_frame_bytes(ctx: Any) -> int:
+    """Bytes of one sample frame (all channels) of a PCM codec as stored (pcm_s24le: 3 per channel), 0 for
+    codecs that are not plain PCM."""
+    m = re.fullmatch(r"pcm_[suf](8|16|24|32|64)(le|be)?(_planar)?", ctx.name or "")
+    if m is None or m.group(3):
+        return 0
+    return int(m.group(1)) // 8 * int(ctx.layout.nb_channels)
 
-    def __init__(self, output: av.container.OutputContainer, stream: av.audio.stream.AudioStream):
+
+class _CopyRoute:
+    """Packets go out unchanged (PyAV rebases pts/dts from the source stream's time base), moved by
+    `offset` seconds. Sound that would start before 0 is cut: PCM packets sample-exactly (the rest of
+    the packet's bytes go out unchanged), other codecs by whole packets."""
+
+    def __init__(self, output: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
+                 offset: Fraction = Fraction(0)):
         self._output = output
         self._out = output.add_stream_from_template(stream)
+        ctx = stream.codec_context
+        self._pcm = ctx.name.startswith("pcm_")
+        self._frame_bytes = pcm_frame_bytes(ctx) if self._pcm else 0
+        self._rate = ctx.sample_rate
+        self._shift = None if not offset else offset  # seconds
+        self.cut_samples = 0
 
     def handle(self, packet: av.Packet) -> None:
-        if packet.size:  # skip the demuxer's empty end-of-stream packet
-            packet.stream = self._out
-            self._output.mux(packet)
+        if not packet.size:  # skip the demuxer's empty end-of-stream packet
+            return
+        if self._shift is not None and packet.pts is not None and packet.time_base:
+            base = packet.time_base
+            start = packet.pts * base + self._shift  # seconds, on the output's clock
+            if start < 0:
+                if not (self._pcm and self._frame_bytes and self._rate):
+                    self.cut_samples += packet.duration or 0
+                    return
+                skip = int(-start * self._rate + Fraction(1, 2))  # whole samples before 0
+                data = bytes(packet)[skip * self._frame_bytes:]
+                self.cut_samples += min(skip, packet.size // self._frame_bytes)
+                if not data:
+                    return
+                moved = av.Packet(data)
+                moved.time_base = base
+                moved.pts = moved.dts = 0
+                moved.duration = round(len(data) // self._frame_bytes * Fraction(1, self._rate) / base)
+                packet = moved
+            else:
+                shift = round(self._shift / base)
+                packet.pts = packet.pts + shift
+                if packet.dts is not None:
+                    packet.dts = packet.dts + shift
+        packet.stream = self._out
+        self._output.mux(packet)
 
 
 class _PcmRoute:

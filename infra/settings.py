@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(60.0, gt=0, description="time limit for probing an untrusted source")
     probe_max_memory_mb: int = Field(4096, ge=64, description="memory the probe's child process may use beyond "
                                                              "its start (decompression bombs fail, not the machine)")
+    ocio_config: str | None = Field(None, description="OpenColorIO config for log and linear film scans (a file or "
+                                                      "an ocio:// built-in config); default: Reel's built-in Cineon "
+                                                      "conversion (infra/scan_colour.py)")
+    ocio_scan_space: str | None = Field(None, description="colour space of log scans in REEL_OCIO_CONFIG")
+    ocio_working_space: str | None = Field(None, description="the working space (BT.709 R'G'B') in REEL_OCIO_CONFIG")
     max_source_pixels: int = Field(8192 * 4352, ge=64 * 64, description="largest declared frame size (width x "
                                                                         "height) accepted, checked before decoding")
 
@@ -70,6 +75,8 @@ class Settings(BaseSettings):
                                                                    "review; then it fails cleanly, publishing "
                                                                    "nothing (a retry pauses again at once)")
     review_poll_s: int = Field(5, ge=1, le=600, description="how often a paused run checks for the answer")
+    handoff_dir: str = Field("reel-handoff", description="where a run's review writes the shots it sends to an "
+                                                         "artist (one folder per title and handoff)")
     public_url: str | None = Field(None, description="base URL of `reel serve`'s picture page, used for QC "
                                                      "links in Prefect artifacts (default http://127.0.0.1:PORT)")
 

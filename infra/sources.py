@@ -1,6 +1,9 @@
 """Where a title's source may come from: the policy every ingest goes through before touching a source.
 
 A source is one of
+  - an image sequence (a film scan): a local folder, or a file-name pattern (`SCANS/reel1.%07d.dpx`,
+    `####`): its folder resolved and, when `source_roots` is set, under one of them; its frames listed
+    by `infra.sequence.list_sequence` (no '..', no frame outside the folder or the roots);
   - a local path: resolved (symlinks and '..') and, when `source_roots` is set, required to lie under
     one of those roots; it must be a regular file (no directory, device, FIFO or socket);
   - s3://bucket/key: read from the configured S3 endpoint (REEL_S3_ENDPOINT and its keys) only, and
@@ -83,10 +86,10 @@ class SourceUnavailable(SourceError, ConnectionError):
 class SourceSpec:
     """A source that passed the policy, not fetched yet."""
 
-    kind: Literal["local", "s3", "http"]
+    kind: Literal["local", "s3", "http", "sequence"]
     shown: str  # the source as messages show it (shortened, never with credentials)
     name: str  # file name for records and messages (the last path part)
-    path: Path | None = None  # local: the real path (symlinks and '..' resolved)
+    path: Path | None = None  # local: the real path (symlinks and '..' resolved); sequence: the path as given
     bucket: str | None = None  # s3
     key: str | None = None  # s3
     url: str | None = None  # http
@@ -153,6 +156,10 @@ def check_source(source: str, settings: Any) -> SourceSpec:
         raise SourceRefused(f"source {shown} contains control characters (NUL, newline, ...)")
     m = _SCHEME.match(source)
     if m is None:
+        from infra.sequence import is_sequence_source
+
+        if is_sequence_source(source):
+            return _check_sequence(source, shown, settings)
         return _check_local(source, shown, settings)
     scheme = m.group(1).lower()
     authority = re.match(r"[^:]*://([^/?#]*)", source)
@@ -204,6 +211,23 @@ def _check_local(source: str, shown: str, settings: Any) -> SourceSpec:
         what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (device, FIFO or socket)"
         raise SourceRefused(f"source {shown} is {what}")
     return SourceSpec(kind="local", shown=shown, name=given.name or real.name, path=real)
+
+
+def _check_sequence(source: str, shown: str, settings: Any) -> SourceSpec:
+    """A folder or pattern of frame files: listed (nothing opened) under the same roots policy."""
+    from infra.sequence import SequenceError, list_sequence
+
+    try:
+        seq = list_sequence(source, roots=_roots(settings))
+    except SequenceError as exc:
+        text = str(exc)
+        if any(w in text for w in ("outside the allowed source roots", "'..'", "outside the sequence's folder",
+                                   "holds no numbered", "not a regular file")):
+            raise SourceRefused(text) from None
+        if "no such folder" in text or "no frame files" in text:
+            raise SourceNotFound(text) from None
+        raise SourceError(text) from None
+    return SourceSpec(kind="sequence", shown=shown, name=seq.pattern, path=Path(source))
 
 
 def _check_s3(source: str, shown: str, settings: Any) -> SourceSpec:
@@ -276,7 +300,7 @@ def resolve_source(source: str, settings: Any) -> ResolvedSource:
     temp folder (at most `settings.source_max_bytes`), removed by `cleanup()` / on leaving `with`.
     """
     spec = check_source(source, settings)
-    if spec.kind == "local":
+    if spec.kind in ("local", "sequence"):
         assert spec.path is not None
         return ResolvedSource(path=spec.path, name=spec.name, spec=spec)
     tmpdir = tempfile.mkdtemp(prefix="reel-source-")
@@ -421,6 +445,15 @@ def _http_read(spec: SourceSpec, dest: Path | None, limit: int | None, method: s
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
         raise SourceUnavailable(f"source {spec.shown}: cannot fetch it ({reason})") from None
+
+
+def check_audio_path(path: str, settings: Any) -> Path:
+    """A separate sound file (--audio): a local regular file under the same roots policy as sources."""
+    if not isinstance(path, str) or _SCHEME.match(path):
+        raise SourceRefused(f"sound {_shown(str(path))}: give a local WAV/BWF file")
+    spec = _check_local(path, _shown(path), settings)
+    assert spec.path is not None
+    return spec.path
 
 
 def check_reference_path(path: str, settings: Any, what: str) -> Path:

@@ -442,6 +442,48 @@ class LocalStore:
 
             return self._put(key, write, content_type)
 
+    def put_file_by_content(self, prefix: str, name_for: Callable[[str], str], local_path: str | os.PathLike[str],
+                            content_type: str | None = None, sync: bool = True) -> tuple[str, str]:
+        """Store a file under `prefix/name_for(sha256)`, reading it once: copied and hashed in one pass into a
+        staged temp file, then moved to its content-addressed key (left as it is when that key exists: the
+        same bytes). Returns (key, sha256). `infra.pipeline.scans.put_by_content` does the same on any store
+        (hash first, then put). `sync=False` leaves the flush to disk to a later `sync_objects` (many
+        files: the kernel writes them back while the caller goes on)."""
+        prefix = validate_key(prefix)
+        with open(local_path, "rb") as src, self._errors("put_file", prefix):
+            fd, tmp = self._mkstemp(self._path(f"{prefix}/x"))
+            try:
+                h, size = hashlib.sha256(), 0
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in _read_chunks(src):
+                        h.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                    out.flush()
+                    if sync:
+                        os.fsync(out.fileno())
+                sha = h.hexdigest()
+                key = validate_key(f"{prefix}/{name_for(sha)}")
+                if not self.exists(key):
+                    self._meta_path(key).unlink(missing_ok=True)
+                    os.replace(tmp, self._path(key))
+                    self._write_meta(key, sha, size, content_type)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return key, sha
+
+    def sync_objects(self, keys: Iterable[str]) -> None:
+        """Flush objects written with `sync=False` to disk (each file's fsync), before anything that
+        depends on them is written."""
+        for key in keys:
+            with self._errors("sync", key):
+                fd = os.open(self._path(validate_key(key)), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         key = validate_key(key)
         sha = sha256_bytes(data)

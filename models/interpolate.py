@@ -95,13 +95,13 @@ class InterpolateParams(StageParams):
             raise ValueError("no learned interpolation model shipped yet; use method=flow")
         if any(f < 0 for f in self.rebuild_frames):
             raise ValueError("rebuild_frames must be frame numbers >= 0")
-        runs = _runs(self.rebuild_frames)
+        runs = consecutive_runs(self.rebuild_frames)
         if runs and max(len(r) for r in runs) > MAX_RUN:
             raise ValueError(f"rebuild_frames: at most {MAX_RUN} consecutive frames can be rebuilt")
         return self
 
 
-def _runs(frames: tuple[int, ...] | list[int]) -> list[list[int]]:
+def consecutive_runs(frames: tuple[int, ...] | list[int]) -> list[list[int]]:
     """Consecutive runs of sorted frame numbers."""
     runs: list[list[int]] = []
     for f in frames:
@@ -260,7 +260,7 @@ class Interpolate(Stage):
         p = self.params
         c = 0  # frames a rebuilt frame reads on each side
         if p.rebuild_frames:
-            c = max(len(r) for r in _runs(p.rebuild_frames)) + 1
+            c = max(len(r) for r in consecutive_runs(p.rebuild_frames)) + 1
         if p.replace_duplicates:
             # a frame's verdict reads pair distances within the detector's window (frames t-5 .. t+4);
             # a rebuilt run reaches its nearest distinct frames and its length is checked (MAX_RUN + 1)
@@ -284,7 +284,7 @@ class Interpolate(Stage):
         bad = sorted(damaged | dups)
         fixed = frames.copy() if bad else frames
         rebuilt = dup_replaced = 0
-        for run in _runs(bad):
+        for run in consecutive_runs(bad):
             if len(run) > MAX_RUN:
                 continue
             lo, hi = run[0] - 1, run[-1] + 1

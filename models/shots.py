@@ -128,6 +128,12 @@ _WINDOW = cv2.createHanningWindow(THUMB_SIZE, cv2.CV_32F)
 # --------------------------------------------------------------------------------------------------
 
 
+def shrink(img: np.ndarray) -> np.ndarray:
+    """The picture every detector feature starts from (THUMB_SIZE, area-averaged): `frame_features(shrink(f))`
+    equals `frame_features(f)` (shrinking a thumbnail changes nothing), so a reader may shrink first."""
+    return _shrink(img)
+
+
 def _shrink(img: np.ndarray) -> np.ndarray:
     """Area-average an (H, W[, C]) image to THUMB_SIZE, centre-cropping to an exact multiple when that loses <= 10%."""
     h, w = img.shape[:2]

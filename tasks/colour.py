@@ -22,8 +22,8 @@ def analyse_shot(record: IngestRecord, recipe: Recipe, shot: int, start: int, en
 
 
 @task(name="learn-grades", cache_policy=NO_CACHE)
-def learn_grades(recipe: Recipe) -> list[TitleGrade]:
-    """Every grade the recipe names: learned from its reference pairs (cached by their pixels), or read
-    from the grade stage's .cube."""
+def learn_grades(recipe: Recipe, record: IngestRecord | None = None) -> list[TitleGrade]:
+    """Every grade the recipe names: learned from its reference pairs (folders of stills, or sampled frames
+    of a shot an artist graded, from `record`'s source), or read from the grade stage's .cube."""
     rt = process_runtime()
-    return learn_title_grades(rt.store, recipe, rt.settings)
+    return learn_title_grades(rt.store, recipe, rt.settings, record)

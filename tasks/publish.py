@@ -18,16 +18,18 @@ from infra.runtime import process_runtime, retry_transient
 
 @task(name="find-published", cache_policy=NO_CACHE)
 def find_published(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
-                   grades: list[TitleGrade] | None = None) -> dict[str, Any] | None:
-    """The manifest of this source + recipe + grades + review, if that version is already published."""
+                   grades: list[TitleGrade] | None = None, manual: dict[str, Any] | None = None
+                   ) -> dict[str, Any] | None:
+    """The manifest of this source + recipe + grades + review + artists' work, if that version is already published."""
     store = process_runtime().store
-    key = manifest_key(record, publish_version(record, recipe, review, grades))
+    key = manifest_key(record, publish_version(record, recipe, review, grades, manual))
     return json.loads(store.get_bytes(key)) if store.exists(key) else None
 
 
 @task(name="publish", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)
 def publish(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, segments: list[SegmentRecord],
-            qc: dict[str, Any], review: dict[str, Any], grades: list[TitleGrade] | None = None) -> dict[str, Any]:
+            qc: dict[str, Any], review: dict[str, Any], grades: list[TitleGrade] | None = None,
+            manual: dict[str, Any] | None = None) -> dict[str, Any]:
     """Masters joined from the pieces, QC files and grades, and the manifest written last (once per version)."""
-    return publish_title(process_runtime().store, record, recipe, shots, segments, qc, review, grades)
+    return publish_title(process_runtime().store, record, recipe, shots, segments, qc, review, grades, manual)

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from catalog import layout
-from catalog.qc_report import markdown_summary, table_rows, title_report
+from catalog.qc_report import markdown_summary, source_events, table_rows, title_report
 from catalog.recipe import Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.hashing import short_hash
@@ -54,7 +54,8 @@ def qc_report(record: IngestRecord, recipe: Recipe, shots: list[dict[str, Any]])
     """
     rt = process_runtime()
     store = rt.store
-    report = title_report(record.title, record.source_sha256, recipe, shots)
+    report = title_report(record.title, record.source_sha256, recipe, shots,
+                          source_events(record.sequence, record.audio, record.fps_fraction))
     key = layout.qc_report_key(qc_prefix(record, recipe))
     store.put_bytes(key, json.dumps(report, indent=2).encode(), content_type="application/json")
     report["key"] = key

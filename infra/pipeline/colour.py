@@ -18,7 +18,7 @@ import pandas as pd
 from catalog import layout
 from catalog.bindings import ShotBindings, prepare_shots
 from catalog.grades import TitleGrade, shot_look
-from catalog.recipe import Recipe
+from catalog.recipe import GradeReference, Recipe
 from catalog.records import IngestRecord
 from infra.images import read_pairs
 from infra.mezzanine import MezzanineReader
@@ -82,14 +82,15 @@ def learned_grade(store: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], s
     return lut, report
 
 
-def learn_title_grades(store: Store, recipe: Recipe, settings: Settings) -> list[TitleGrade]:
-    """Every grade the recipe names: learned from its reference pairs (the sources policy checks the
-    folders), or read from the grade stage's .cube."""
+def learn_title_grades(store: Store, recipe: Recipe, settings: Settings,
+                       record: IngestRecord | None = None) -> list[TitleGrade]:
+    """Every grade the recipe names: learned from its reference pairs (folders of stills, which the sources
+    policy checks, or sampled frames of a shot an artist graded, from `record`'s source), or read from the
+    grade stage's .cube."""
     out = []
     if recipe.grade is not None:
         for label, ref in recipe.grade.labelled():
-            pairs = read_pairs(check_reference_path(ref.originals, settings, "grade originals"),
-                               check_reference_path(ref.graded, settings, "grade stills"))
+            pairs = reference_pairs(store, settings, record, label, ref)
             lut, report = learned_grade(store, pairs, recipe.grade.size)
             cube = write_cube(lut, f"Reel {label}", [
                 f"learned by Reel from {len(pairs)} graded frame(s): {', '.join(report['frames'])}",
@@ -105,6 +106,27 @@ def learn_title_grades(store: Store, recipe: Recipe, settings: Settings) -> list
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.")[:64] or "grade"
         out.append(TitleGrade(label, None, lut, bound_digest({"lut": lut}), text, {"cube": path.name}))
     return out
+
+
+def reference_pairs(store: Any, settings: Any, record: IngestRecord | None, label: str,
+                    ref: GradeReference) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """A grade reference's (name, original, graded) pairs: stills from its two folders, or sampled (source,
+    returned) frames of the current manual work of the shot an artist graded (`ref.manual_shot`)."""
+    if ref.manual_shot is None:
+        return read_pairs(check_reference_path(ref.originals, settings, "grade originals"),  # type: ignore[arg-type]
+                          check_reference_path(ref.graded, settings, "grade stills"))  # type: ignore[arg-type]
+    return artist_pairs(store, record, label, ref.manual_shot)
+
+
+def artist_pairs(store: Any, record: IngestRecord | None, label: str, shot: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Grade pairs from a shot an artist graded: sampled (source, returned) frames of its current manual work."""
+    from infra.pipeline.artist import manual_for, manual_pairs  # it imports this module (restore -> colour)
+
+    manual = manual_for(store, record).get(shot) if record is not None else None
+    if manual is None:
+        raise ValueError(f"grade {label!r} learns from shot {shot}'s manual work, but this source has none for shot "
+                         f"{shot}: hand it to an artist and take it back first (reel handoff, reel takeback)")
+    return manual_pairs(store, record, manual)  # type: ignore[arg-type]
 
 
 def shot_bindings(recipe: Recipe, shots: pd.DataFrame, analyses: dict[int, dict[int, dict]],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -18,6 +19,7 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from catalog import editorial, layout
@@ -25,16 +27,21 @@ from catalog.grades import TitleGrade
 from catalog.layout import MASTER_FILES, QC_JSON, REPORT_HTML, published_qc_paths
 from catalog.manifest import Manifest, OutputRecord, ShotRecord, SourceRecord
 from catalog.qc_report import render_report_html
-from catalog.recipe import Recipe
+from catalog.recipe import SEQUENCE_MASTER_CODECS, Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from infra.hashing import sha256_bytes, sha256_file, short_hash
 from infra.media import MediaError, encode_master, iter_frames, join_master
+from infra.pipeline.scans import start_timecode
+from infra.scan_colour import ScanColour, ScanEncoding
+from infra.sequence import FrameFormat, SequenceWriter
 
 
 def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any],
-                    grades: list[TitleGrade] | None = None) -> str:
-    """Deterministic version id: same source, stages, masters, grade LUTs and per-shot parameter overrides
-    -> same version. Who approved does not change the pictures, so it does not change the version."""
+                    grades: list[TitleGrade] | None = None, manual: dict[str, Any] | None = None) -> str:
+    """Deterministic version id: same source, stages, masters, grade LUTs, per-shot parameter overrides and
+    artists' work -> same version. Who approved does not change the pictures, so it does not change the version.
+    manual: {"used": {shot: manifest doc}, "replaced": {shot: doc}} (catalog.handoff.ManualRecord.manifest_doc):
+    a shot taken back from an artist, or one whose manual work the machine replaced, makes another version."""
     ident: dict[str, Any] = {"source": record.source_sha256, "chain": recipe.chain(),
                              "masters": recipe.masters, "review": []}  # "review": [] keeps 0.3 version ids
     if review.get("overrides"):  # {shot: ["stage.param=value", ...]} from reruns and review decisions
@@ -45,6 +52,11 @@ def publish_version(record: IngestRecord, recipe: Recipe, review: dict[str, Any]
         ident["video_stream"] = record.video_stream
     if recipe.source.start_timecode != editorial.DEFAULT_START_TIMECODE:  # other shot lists (default: ids kept)
         ident["start_timecode"] = recipe.source.start_timecode
+    if record.audio:  # another sound, or the same placed elsewhere, is another version
+        ident["audio"] = [record.audio["sha256"], record.audio["offset"]]
+    for what in ("used", "replaced"):  # the artist's frames (their checksums), or that the machine took over again
+        if (manual or {}).get(what):
+            ident[f"manual_{what}"] = {str(s): d["digest"] for s, d in sorted(manual[what].items(), key=lambda x: int(x[0]))}  # type: ignore[index]
     return "v-" + short_hash(ident, 12)
 
 
@@ -65,12 +77,26 @@ def shot_list_files(record: IngestRecord, recipe: Recipe, shots: pd.DataFrame, v
                     ) -> list[tuple[str, bytes, str, str]]:
     """The version's shot list for grading suites: (path, bytes, kind, content type) of shots.otio and
     shots.edl, clips named shot<NNNN> over the source's frames (catalog/editorial.py)."""
-    tc = recipe.source.start_timecode
-    timeline = editorial.shot_timeline(shots, record.fps, record.source_name, record.title, version,
-                                       start_timecode=tc, total_frames=record.frames)
-    edl = editorial.edl_text(shots, record.fps, record.source_name, record.title, version, start_timecode=tc)
+    tc = start_timecode(record, recipe.source)  # the recipe's, else a sequence header's
+    name, sequence = record.source_name, None
+    if record.sequence:  # reel1.%07d.dpx -> the frames reel1.0086400.dpx ... by number
+        name, sequence = sequence_reference(record)
+    timeline = editorial.shot_timeline(shots, record.fps, name, record.title, version,
+                                       start_timecode=tc, total_frames=record.frames, sequence=sequence)
+    edl = editorial.edl_text(shots, record.fps, name, record.title, version, start_timecode=tc)
     return [(layout.SHOTS_OTIO, editorial.otio_text(timeline).encode(), "shot-list-otio", "application/json"),
             (layout.SHOTS_EDL, edl.encode(), "shot-list-edl", "text/plain")]
+
+
+def sequence_reference(record: IngestRecord) -> tuple[str, dict[str, Any]]:
+    """(a name for the shot lists, the OTIO image-sequence reference's parts) of a sequence source."""
+    seq = record.sequence or {}
+    pattern = str(seq.get("pattern", record.source_name))
+    m = re.search(r"%0?(\d*)d", pattern)
+    prefix, suffix = (pattern[: m.start()], pattern[m.end():]) if m else (pattern, "")
+    padding = int(m.group(1) or 0) if m else 0
+    name = prefix.rstrip("._- ") or record.title
+    return name, {"prefix": prefix, "suffix": suffix, "first": int(seq.get("first", 0)), "padding": padding}
 
 
 def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord],
@@ -86,7 +112,10 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
             ThreadPoolExecutor(max_workers=4, thread_name_prefix="reel-publish") as pool:
         tmpdir = Path(tmp)
         original, fetching = None, None
-        if record.audio_streams:  # the masters carry the original's sound
+        if record.audio:  # separate sound (a film scan's WAV): the masters carry it
+            original = tmpdir / ("sound" + Path(record.audio["key"]).suffix)
+            fetching = pool.submit(store.get_file, record.audio["key"], original)  # checksum verified
+        elif record.audio_streams:  # the masters carry the original's sound
             original = tmpdir / ("original" + Path(record.original_key).suffix)
             fetching = pool.submit(store.get_file, record.original_key, original)  # checksum verified
         encoded = _masters(store, record, recipe, segments, tmpdir, original, width, height, pool=pool,
@@ -100,7 +129,16 @@ def _write_outputs(store: Any, record: IngestRecord, recipe: Recipe, segments: l
             out.unlink()
             return OutputRecord(path=name, sha256=sha, size_bytes=size, kind=kind, codec=codec)
 
-        outputs.extend(pool.map(put_master, recipe.masters))
+        outputs.extend(pool.map(put_master, [c for c in recipe.masters if c in MASTER_FILES]))
+        sequence_codecs = [str(c) for c in recipe.masters if c in SEQUENCE_MASTER_CODECS]
+        if sequence_codecs:
+            outputs.extend(sequence_masters(store, record, recipe, segments, tmpdir, sequence_codecs, prefix,
+                                            written))
+            if record.audio and original is not None:  # the sound beside the frames, untouched
+                path = layout.sound_path(original.suffix.lstrip(".") or "wav")
+                sha = _put_output(store, f"{prefix}/{path}", written, path=original)
+                outputs.append(OutputRecord(path=path, sha256=sha, size_bytes=original.stat().st_size, kind="sound",
+                                            codec=record.audio.get("codec")))
 
         qc_shots = []
         for r in qc["shots"]:
@@ -153,16 +191,20 @@ def _masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[Se
             return _masters(store, record, recipe, segments, tmpdir, original, width, height, join, own,
                             original_fetched)
     audio = str(original) if original is not None and record.audio_streams else None
+    offset = record.audio_offset
     fps = Fraction(record.fps)
     seg_paths = [tmpdir / f"seg{i:05d}.mkv" for i in range(len(segments))]
     fetches = list(zip([s.key for s in segments], seg_paths, strict=True))
     parts_of: dict[str, list[Path]] = {}
-    for codec in recipe.masters if join else []:
+    stream_masters = [c for c in recipe.masters if c in MASTER_FILES]
+    for codec in stream_masters if join else []:
         if codec == "ffv1":
             parts_of[codec] = seg_paths
         elif all(codec in s.master_parts for s in segments):  # else (not expected): encoded below
             parts_of[codec] = [tmpdir / f"part{i:05d}-{codec}" for i in range(len(segments))]
             fetches += zip([s.master_parts[codec] for s in segments], parts_of[codec], strict=True)
+    if not stream_masters:
+        return {}
     list(pool.map(lambda kp: store.get_file(*kp), fetches))  # checksums verified; the first error is raised
     if original_fetched is not None:
         original_fetched.result()
@@ -170,7 +212,7 @@ def _masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[Se
     def joined(codec: str) -> Path | None:
         out = tmpdir / MASTER_FILES[codec][0]
         try:
-            count = join_master(parts_of[codec], out, fps=fps, codec=codec, audio_source=audio)
+            count = join_master(parts_of[codec], out, fps=fps, codec=codec, audio_source=audio, audio_offset=offset)
         except MediaError as e:  # parts from another FFmpeg build or settings: encode this master below
             print(f"{record.title}: the {codec} master is encoded from the segments, its parts do not join ({e})")
             return None
@@ -183,16 +225,20 @@ def _masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[Se
         return out
 
     done = {c: out for c, out in zip(parts_of, pool.map(joined, parts_of), strict=True) if out is not None}
-    rest = [c for c in recipe.masters if c not in done]
+    rest = [c for c in stream_masters if c not in done]
     if rest:
         fan = FanOut(itertools.chain.from_iterable(iter_frames(p, depth=16) for p in seg_paths), len(rest))
+        colour = _segment_colour(record, segments)
 
         def encode(i: int) -> Path:
             name = MASTER_FILES[rest[i]][0]
             out = tmpdir / name
+            frames = fan.reader(i)
+            if colour is not None and rest[i] != "ffv1":  # a log scan's own codes: delivery in working space
+                frames = (colour.working_uint(f) for f in frames)
             try:
-                count = encode_master(fan.reader(i), out, width=width, height=height, fps=fps, codec=rest[i],
-                                      audio_source=audio)
+                count = encode_master(frames, out, width=width, height=height, fps=fps, codec=rest[i],
+                                      audio_source=audio, audio_offset=offset)
             except BaseException:
                 fan.stop()  # the decoder and the other encoders give up instead of waiting on this one
                 raise
@@ -203,6 +249,78 @@ def _masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[Se
         with ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="reel-master") as pool:
             done.update(zip(rest, pool.map(encode, range(len(rest))), strict=True))
     return done
+
+
+def _segment_colour(record: IngestRecord, segments: list[SegmentRecord]) -> ScanColour | None:
+    """The scan's conversion when the segments hold a log scan's own code values, else None."""
+    if not any(s.encoding == "source" for s in segments):
+        return None
+    return ScanColour(ScanEncoding.from_dict((record.sequence or {}).get("encoding")))
+
+
+def sequence_master_format(record: IngestRecord, codec: str, source_encoded: bool) -> FrameFormat:
+    """How a sequence master's frames are written: the scan's bit depth (a video source's: 8, 10, 12 or
+    16), DPX transfer "Printing density" when the frames keep a log scan's codes, the frame rate."""
+    fps = record.fps_fraction
+    header = (record.sequence or {}).get("header") or {}
+    bits = int(header.get("bits") or record.color.get("bit_depth", record.bit_depth))
+    if codec == "dpx":
+        transfer = "Printing density" if source_encoded else "ITU-R 709-4"
+        return FrameFormat("dpx", bits if bits in (8, 10, 12, 16) else 16, transfer=transfer, fps=fps)
+    if codec == "tiff":
+        return FrameFormat("tiff", 8 if bits <= 8 else 16, compression="zip")
+    return FrameFormat("exr", 32 if header.get("sample") == "float" else 16, fps=fps, compression="zip")
+
+
+def sequence_masters(store: Any, record: IngestRecord, recipe: Recipe, segments: list[SegmentRecord], tmpdir: Path,
+                     codecs: list[str], prefix: str, written: list[str]) -> list[OutputRecord]:
+    """The recipe's frame-sequence masters (`master-dpx/`, `master-tiff/`, `master-exr/`), written frame
+    by frame from the decoded segments and stored as each is written (memory and disk: one frame each),
+    every frame's sha256 an output of the version. Frames are numbered as the source's (a scan's first
+    number, else 0) and carry its timecode. DPX and TIFF keep what the segments hold (a log scan's own
+    codes, else working-space R'G'B') at the scan's bit depth; EXR is scene-linear BT.709 (the working
+    values through the inverse BT.709 curve, a log scan's codes through its OCIO conversion first)."""
+    source_encoded = any(s.encoding == "source" for s in segments)
+    colour = _segment_colour(record, segments)
+    linear = ScanColour(ScanEncoding(encoding="linear", bits=16, float_samples=True))
+    first = int((record.sequence or {}).get("first", 0))
+    tc = start_timecode(record, recipe.source)
+    folder = tmpdir / "frames"
+    writers = {c: SequenceWriter(folder / c, record.title, sequence_master_format(record, c, source_encoded), start=first,
+                                 start_timecode=tc) for c in codecs}
+    outputs: list[OutputRecord] = []
+    index = 0
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reel-publish-frames") as pool:
+        puts: list[Future[OutputRecord]] = []
+        for seg in segments:
+            path = tmpdir / "sequence-segment.mkv"
+            store.get_file(seg.key, path)
+            for frame in iter_frames(path, depth=16):
+                for codec, writer in writers.items():
+                    if codec == "exr":
+                        working = (colour.working_float(frame) if colour is not None
+                                   else frame.astype(np.float32) * np.float32(1 / 65535))
+                        pixels = linear.scan_float(working)
+                    else:
+                        pixels = frame
+                    written_path = writer.write(pixels)
+                    key_path = layout.sequence_master_path(codec, record.title, first + index)
+                    puts.append(pool.submit(_put_frame, store, prefix, key_path, written_path, written, codec))
+                index += 1
+                while len(puts) > 8:
+                    outputs.append(puts.pop(0).result())
+            path.unlink()
+        outputs.extend(f.result() for f in puts)
+    if index != record.frames:
+        raise RuntimeError(f"sequence masters: wrote {index} frames, expected {record.frames}")
+    return outputs
+
+
+def _put_frame(store: Any, prefix: str, path: str, local: Path, written: list[str], codec: str) -> OutputRecord:
+    size = local.stat().st_size
+    sha = _put_output(store, f"{prefix}/{path}", written, path=local)
+    local.unlink()
+    return OutputRecord(path=path, sha256=sha, size_bytes=size, kind="master-frame", codec=codec)
 
 
 def _put_output(store: Any, key: str, written: list[str], *, path: Path | None = None, data: bytes | None = None,
@@ -274,10 +392,12 @@ class FanOut:
 
 def publish_title(store: Any, record: IngestRecord, recipe: Recipe, shots: pd.DataFrame,
                   segments: list[SegmentRecord], qc: dict[str, Any], review: dict[str, Any],
-                  grades: list[TitleGrade] | None = None) -> dict[str, Any]:
-    """Publish the version of this source, recipe, grades and review in `store` (once: an existing
-    manifest is returned as it is); returns the manifest."""
-    version = publish_version(record, recipe, review, grades)
+                  grades: list[TitleGrade] | None = None, manual: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Publish the version of this source, recipe, grades, review and artists' work in `store` (once: an
+    existing manifest is returned as it is); returns the manifest. manual: as `publish_version` takes it."""
+    version = publish_version(record, recipe, review, grades, manual)
+    used = {int(s): d for s, d in ((manual or {}).get("used") or {}).items()}
+    replaced = {int(s): d for s, d in ((manual or {}).get("replaced") or {}).items()}
     prefix = layout.version_prefix(record.title, version)
     mkey = manifest_key(record, version)
     if store.exists(mkey):  # already published: the manifest is the source of truth
@@ -319,7 +439,7 @@ def publish_title(store: Any, record: IngestRecord, recipe: Recipe, shots: pd.Da
                             bit_depth=record.probe.get("video", {}).get("bit_depth", record.bit_depth),
                             audio_streams=record.audio_streams, streams=record.probe.get("streams", []),
                             video_stream=record.probe.get("video_index", record.video_stream),
-                            truncated=record.truncated),
+                            truncated=record.truncated, sequence=record.sequence, audio=record.audio),
         recipe={**recipe.model_dump(mode="json"), "chain_hash": recipe.chain_hash(), "grades": grade_docs},
         stages=recipe.chain(), output_size=[width, height],
         shots=[ShotRecord(shot=int(row.shot), start_frame=int(row.start_frame), end_frame=int(row.end_frame),
@@ -327,7 +447,8 @@ def publish_title(store: Any, record: IngestRecord, recipe: Recipe, shots: pd.Da
                           segments=[s.key for s in by_shot[int(row.shot)]],
                           overrides=review.get("overrides", {}).get(str(int(row.shot)), []),
                           stage_reports=[rep for s in by_shot[int(row.shot)] for rep in s.reports],
-                          harm=harm_of.get(int(row.shot)))
+                          harm=harm_of.get(int(row.shot)), manual=used.get(int(row.shot)),
+                          manual_replaced=replaced.get(int(row.shot)))
                for row in shots.itertuples(index=False)],
         qc=qc_doc["summary"], review=review, outputs=outputs,
     )

@@ -55,7 +55,12 @@ def _measure_stored_piece(store: Any, record: IngestRecord, seg: SegmentRecord, 
         path = Path(tmp) / "segment.mkv"
         store.get_file(seg.key, path)
         lo = seg.start - 1 if seg.start > start else seg.start
-        source = MezzanineReader(store, record, Path(tmp) / "mezz").read(lo, seg.end)
-        return measure_piece(source[seg.start - lo:], iter_frames(path, depth=16), shot_start=start, shot_end=end,
+        reader = MezzanineReader(store, record, Path(tmp) / "mezz")
+        source = reader.read(lo, seg.end)
+        restored = iter_frames(path, depth=16)
+        if seg.encoding == "source":  # a log scan's own code values: QC compares working-space pictures
+            colour = reader.scan_colour()
+            restored = (colour.working_uint(f) for f in restored)
+        return measure_piece(source[seg.start - lo:], restored, shot_start=start, shot_end=end,
                              start=seg.start, bit_depth=record.bit_depth, grade_lut=grade_lut,
                              before=source[0] if lo < seg.start else None)

@@ -9,17 +9,21 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from catalog import layout
 from catalog.bindings import ShotBindings
 from catalog.layout import master_part_key
-from catalog.recipe import Recipe
+from catalog.recipe import SEQUENCE_MASTER_CODECS, Recipe
 from catalog.records import IngestRecord, SegmentRecord
 from catalog.shots import Piece
 from infra.hashing import short_hash
 from infra.media import FFV1Writer, encode_master, iter_frames, master_part_codec
 from infra.mezzanine import MezzanineReader
+from infra.pipeline.scans import segment_encoding
 from infra.runtime import release_memory
-from models.chain import run_piece
+from models.chain import PieceOutput, run_chain, run_piece
+from models.clip import Clip, to_uint
 from models.qc import measure_piece, pictures_bytes
 from models.stage import Stage
 
@@ -33,14 +37,17 @@ def bound_stages(recipe: Recipe, bound: ShotBindings | None) -> list[Stage]:
 def segment_key(record: IngestRecord, piece: Piece, recipe: Recipe, bound: ShotBindings | None = None) -> str:
     """Content address of a piece's output: source, frame ranges, every stage's version and
     parameters, and a digest of the data bound to each stage."""
-    h = short_hash({"source": record.source_sha256, "depth": record.bit_depth,
-                    "piece": piece.to_dict(), "chain": [s.spec() for s in bound_stages(recipe, bound)]})
+    ident: dict[str, Any] = {"source": record.source_sha256, "depth": record.bit_depth,
+                             "piece": piece.to_dict(), "chain": [s.spec() for s in bound_stages(recipe, bound)]}
+    if record.sequence:  # how a scan's code values reach the stages, and what the segment keeps
+        ident["scan"] = {"encoding": record.sequence.get("encoding"), "segment": segment_encoding(record, recipe)}
+    h = short_hash(ident)
     return layout.segment_key(record.work_prefix, recipe.chain_hash(), piece.shot, piece.part, h)
 
 
 def part_codecs(recipe: Recipe) -> set[str]:
     """The recipe's masters encoded piece by piece on the workers: all but FFV1 (the segment is its part)."""
-    return {c for c in recipe.masters if c != "ffv1" and master_part_codec(c)}
+    return {c for c in recipe.masters if c not in ("ffv1", *SEQUENCE_MASTER_CODECS) and master_part_codec(c)}
 
 
 def encode_master_part(segment_key: str, codec: str, frames: Any, fps: Fraction, tmp: Path) -> str:
@@ -74,12 +81,15 @@ class _Clock:
 def add_master_parts(store: Any, record: IngestRecord, seg: SegmentRecord, codecs: set[str],
                      record_key: str) -> SegmentRecord:
     """Encode missing master parts from a stored segment and record them."""
-    import numpy as np
-
     with tempfile.TemporaryDirectory(prefix="reel-parts-") as tmp:
         path = Path(tmp) / "segment.mkv"
         store.get_file(seg.key, path)
         frames = np.stack(list(iter_frames(path, depth=16)))
+        if seg.encoding == "source":  # a log scan's own codes: the delivery parts are working-space pictures
+            from infra.scan_colour import ScanColour, ScanEncoding
+
+            colour = ScanColour(ScanEncoding.from_dict((record.sequence or {}).get("encoding")))
+            frames = np.stack([colour.working_uint(f) for f in frames])
         parts = {**seg.master_parts, **{c: put_master_part(store, seg.key, c, frames, Fraction(record.fps),
                                                            Path(tmp)) for c in sorted(codecs)}}
     seg = seg.model_copy(update={"master_parts": parts, "reused": False})
@@ -109,16 +119,56 @@ def restore_piece_to(store: Any, record: IngestRecord, piece: Piece, recipe: Rec
     with tempfile.TemporaryDirectory(prefix="reel-restore-") as tmp:
         # QC's repeated-frame test compares the piece's first frame with the one before it
         lo = piece.start - 1 if shot_frames and shot_frames[0] < piece.start == piece.read_start else piece.read_start
-        source = MezzanineReader(store, record, Path(tmp) / "mezz").read(lo, piece.read_end)
+        reader = MezzanineReader(store, record, Path(tmp) / "mezz")
         color = record.color_info
-        clock.lap("read")
-        out = run_piece(bound_stages(recipe, bound), source[piece.read_start - lo:], record.fps_fraction, color,
-                        piece.read_start, piece.start, piece.end)
+        encoding = segment_encoding(record, recipe) if record.sequence else "working"
+        stages = bound_stages(recipe, bound)
+        raw: list[np.ndarray] = []
+        working: np.ndarray | None = None  # the chain's float output, where values beyond [0, 1] matter
+        if record.sequence and reader.scan_colour().enc.converts:
+            # a log or linear scan: the stages get working values in [0, 1]; what lies outside (codes below
+            # black, above white) is put back after them where the picture kept its size, so the archival
+            # master of an unchanged picture holds the scan's own codes
+            colour = reader.scan_colour()
+            raw = list(reader.sequence_pixels(lo, piece.read_end))  # the scan's pixels (2 bytes a sample)
+            skip = piece.read_start - lo
+            source = np.empty((len(raw), record.height, record.width, 3), np.uint16)
+            values = np.empty((len(raw) - skip, record.height, record.width, 3), np.float32)
+            for i, pixels in enumerate(raw):
+                f = colour.working_float(pixels)
+                source[i] = to_uint(f)
+                if i >= skip:
+                    np.clip(f, 0, 1, out=values[i - skip])
+            clip = Clip(values, record.fps_fraction, first_frame=piece.read_start, color=color)
+            del values
+            clock.lap("read")
+            restored, chain_reports = run_chain(stages, clip, piece.start - piece.read_start,
+                                                piece.end - piece.read_start)
+            del clip
+            out = PieceOutput(restored.to_uint(np.uint16), restored.fps, chain_reports)
+            working = restored.frames
+        else:
+            source = reader.read(lo, piece.read_end)
+            clock.lap("read")
+            out = run_piece(stages, source[piece.read_start - lo:], record.fps_fraction, color,
+                            piece.read_start, piece.start, piece.end)
         frames, reports = out.frames, out.reports
         clock.lap("chain")
+        segment_frames = frames
+        if encoding == "source":
+            colour = reader.scan_colour()
+            segment_frames = np.empty_like(frames)
+            for k in range(len(frames)):
+                kept = working[k] if working is not None else frames[k].astype(np.float32) / np.float32(65535)
+                if raw and kept.shape == (record.height, record.width, 3):
+                    f = colour.working_float(raw[piece.start - lo + k])
+                    kept = kept + (f - np.clip(f, 0, 1))
+                segment_frames[k] = colour.scan_uint16(kept)
+        del raw
         path = Path(tmp) / "segment.mkv"
         with FFV1Writer(path, out.width, out.height, out.fps, depth=16, color=color) as writer:
-            writer.write(frames)
+            writer.write(segment_frames)
+        del segment_frames
         clock.lap("segment")
         store.put_file(key, path)
         clock.lap("store")
@@ -141,7 +191,7 @@ def restore_piece_to(store: Any, record: IngestRecord, piece: Piece, recipe: Rec
             clock.lap("store")
     seg = SegmentRecord(key=key, shot=piece.shot, part=piece.part, start=piece.start, end=piece.end,
                         width=out.width, height=out.height, reports=reports, master_parts=parts, qc=qc,
-                        qc_key=qc_key, timing_s=clock.laps)
+                        qc_key=qc_key, timing_s=clock.laps, encoding=encoding)
     store.put_bytes(record_key, seg.model_dump_json().encode())
     del source, out, frames
     release_memory()

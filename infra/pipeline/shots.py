@@ -49,7 +49,7 @@ def chunk_score_rows(store: Store, record: IngestRecord, index: int,
     end = min(record.frames, start + record.chunk_frames)
     lo, hi = detector.chunk_window(start, end, record.frames)
     with tempfile.TemporaryDirectory(prefix="reel-shots-") as tmp:
-        frames = MezzanineReader(store, record, Path(tmp)).read(lo, hi)
+        frames = MezzanineReader(store, record, Path(tmp)).read_for_shots(lo, hi)
     return detector.score_chunk(list(frames), start, end, lo)
 
 

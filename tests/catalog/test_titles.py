@@ -169,6 +169,12 @@ STATE_CASES = [
     # a remote source whose ETag/size/date match no ingest has changed since it was published
     (_facts(source_note="remote", source_unseen=True, published=[OTHER_SOURCE]), "stale", "remote source that has changed"),
     (_facts(source_note="remote", source_unseen=True), "pending", "nothing published"),
+    # shots with an artist (issue 23): a run waiting for them, or none (the sweep does not start the title)
+    (_facts(run="RUNNING", with_artist=[3]), "with-artist", "shot 3 with an artist; restore run 01234567 RUNNING"),
+    (_facts(run="PAUSED", with_artist=[3, 7]), "with-artist", "shots 3, 7 with an artist"),
+    (_facts(published=[CURRENT], with_artist=[3]), "with-artist", "reel takeback"),
+    (_facts(source_error="gone", with_artist=[3]), "error", "source: gone"),
+    (_facts(published=[CURRENT], manual={"3": "d" * 16}), "stale", "without the artist's work on shot 3"),
 ]
 
 
@@ -181,6 +187,7 @@ def test_derive_state(facts, state, reason):
 def test_every_state_is_reachable_and_only_work_states_need_work():
     assert {state for _, state, _ in STATE_CASES} == set(STATES)
     assert [s for s in STATES if needs_work(s)] == ["stale", "pending", "failed"]
+    assert not needs_work("with-artist")
 
 
 def test_current_version_is_the_newest_match():

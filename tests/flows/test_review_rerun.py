@@ -26,6 +26,7 @@ def _master_sha(manifest: dict) -> str:
     return manifest["outputs"][0]["sha256"]
 
 
+@pytest.mark.slow  # ~25 s: make test-all; the review gate test reruns named shots in the default run
 def test_rerun_one_shot_with_override_restores_only_that_shot(tiny_film, local_store_env):
     src = str(tiny_film["path"])
     first = run_restore(src, "rerun", "defects")

@@ -49,7 +49,8 @@ def test_chain_at_the_shots_start_needs_no_halo_before(shot):
         run_chain(stages, shot, 5, 5)
 
 
-@pytest.mark.parametrize("name", ["stabilise", "deflicker", "dust", "scratch", "denoise", "upscale"])
+@pytest.mark.parametrize("name", ["stabilise", "deflicker", "dust", "scratch", "denoise",
+                                  pytest.param("upscale", marks=pytest.mark.slow)])  # the SR net on CPU: ~18 s
 def test_every_stage_needs_no_more_than_its_stated_context(shot, name):
     # the promise the chunker relies on: a frame's output depends only on frames within
     # context_frames of it (inside one shot)

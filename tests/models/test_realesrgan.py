@@ -83,7 +83,7 @@ def test_the_wheels_weights_load_into_the_known_architectures(variant, n_params,
     assert y.shape == (1, 3, 32, 48) and torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("variant", ["x4plus", "animevideov3"])
+@pytest.mark.parametrize("variant", [pytest.param("x4plus", marks=pytest.mark.slow), "animevideov3"])
 def test_pytorch_matches_the_ncnn_engine_on_the_same_files(variant):
     x = photo(20, 24)
     ref = ncnn_output(variant, x)
@@ -126,6 +126,7 @@ def test_params_and_context():
         UpscaleParams(method="realesrgan", variant="x8")
 
 
+@pytest.mark.slow  # the 16.7M-parameter network on CPU (~13 s): make test-all
 def test_stage_x4plus_shape_range_and_honesty():
     src = photo(24, 32)[None]
     clip = Clip(src, Fraction(24))

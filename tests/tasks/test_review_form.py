@@ -39,8 +39,8 @@ def test_review_always_with_every_shot_passing_says_so():
     assert "all 3 shots pass QC; the recipe asks for a review every time" in first
 
 
-def test_the_form_schema_has_the_five_fields_and_a_typed_decision():
+def test_the_form_schema_has_the_six_fields_and_a_typed_decision():
     schema = ReviewForm.model_json_schema()
-    assert set(schema["properties"]) == {"reviewer", "decision", "redo_shots", "overrides", "note"}
-    assert schema["properties"]["decision"]["enum"] == ["approve", "redo"]
+    assert set(schema["properties"]) == {"reviewer", "decision", "redo_shots", "overrides", "artist_shots", "note"}
+    assert schema["properties"]["decision"]["enum"] == ["approve", "redo", "send to artist"]
     assert set(schema["required"]) == {"reviewer", "decision"}
