@@ -1114,6 +1114,7 @@ def _rgb_to_ycbcr_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     frame = av.VideoFrame(width, height, pix_fmt)
     planes = [_plane_array(plane, np.uint16) for plane in frame.planes]
     v420 = pix_fmt == "yuv420p10le"
+    padded = np.empty((min(_STRIP_ROWS, height), width + 2), np.float32)  # a strip's chroma, edge-padded
     for r0 in range(0, height, _STRIP_ROWS):
         r1 = min(height, r0 + _STRIP_ROWS)
         x = rgb[r0:r1].astype(np.float32) * to_unit
@@ -1121,9 +1122,10 @@ def _rgb_to_ycbcr_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
         cb = (x[..., 2] - y) * cb_gain
         cr = (x[..., 0] - y) * cr_gain
         planes[0][r0:r1] = np.clip(np.rint(64 + 876 * y), 0, 1023)
+        p = padded[: r1 - r0]
         for plane, c in zip(planes[1:], (cb, cr), strict=True):
-            padded = np.pad(c, ((0, 0), (1, 1)), mode="edge")
-            c = (padded[:, 0:-2:2] + 2 * padded[:, 1:-1:2] + padded[:, 2::2]) * np.float32(0.25)
+            p[:, 1:-1], p[:, 0], p[:, -1] = c, c[:, 0], c[:, -1]  # np.pad(c, ((0, 0), (1, 1)), "edge")
+            c = (p[:, 0:-2:2] + 2 * p[:, 1:-1:2] + p[:, 2::2]) * np.float32(0.25)
             if v420:
                 c = (c[0::2] + c[1::2]) * np.float32(0.5)
                 plane[r0 // 2:(r1 + 1) // 2] = np.clip(np.rint(512 + 896 * c), 0, 1023)

@@ -119,7 +119,7 @@ def test_ycbcr_to_rgb_in_strips_equals_the_whole_frame_equations(fmt, size):
 
 
 @pytest.mark.parametrize("pix_fmt", ["yuv422p10le", "yuv420p10le"])
-@pytest.mark.parametrize("size", [(64, 48), (38, 30), (640, 66), (1920, 1080)])
+@pytest.mark.parametrize("size", [(64, 48), (38, 30), (37, 30), (640, 66), (1920, 1080)])
 def test_rgb_to_ycbcr_in_strips_equals_the_whole_frame_equations(pix_fmt, size):
     w, h = size
     rgb = np.random.default_rng(h).integers(0, 65536, (h, w, 3), dtype=np.uint16)
